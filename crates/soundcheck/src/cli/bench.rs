@@ -1,0 +1,27 @@
+//! `soundcheck bench`: generated workloads for benchmarks and the peer comparison.
+
+use clap::{Args, Subcommand};
+
+use super::Exit;
+
+/// Flags of `soundcheck bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// Bench subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Write a synthetic config, catalog and facts for benchmarks.
+    Generate(crate::batch::generate::GenerateArgs),
+}
+
+/// Runs the command.
+pub fn run(args: &BenchArgs) -> anyhow::Result<Exit> {
+    match &args.command {
+        BenchCommand::Generate(g) => crate::batch::generate::run(g).map(|()| Exit::Success),
+    }
+}

@@ -1,0 +1,194 @@
+//! `soundcheck evaluate`: the batch run over a catalog and facts files, with result and
+//! certification outputs, a summary, and the `--require` release gate.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use soundcheck_core::Engine;
+
+use super::{Exit, load_config};
+use crate::batch::Batch;
+use crate::batch::gate::{Offender, Requirement, offenders, parse_requirement};
+use crate::batch::output::LineWriter;
+use crate::batch::summary::Summary;
+use crate::input::{catalog, facts};
+
+/// Flags of `soundcheck evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Config files (app-config YAML with a `soundcheck:` section), merged in order.
+    #[arg(long = "config", short = 'c', required = true, num_args = 1..)]
+    pub config: Vec<PathBuf>,
+    /// Catalog files: Backstage YAML (several documents per file) or JSON lines (.json/.jsonl).
+    #[arg(long = "catalog", required = true, num_args = 1..)]
+    pub catalog: Vec<PathBuf>,
+    /// Facts files: JSON lines shaped like `POST /facts` items.
+    #[arg(long = "facts", num_args = 1..)]
+    pub facts: Vec<PathBuf>,
+    /// Write one JSON line per reported result: {entityRef, checkId, state, scope}.
+    #[arg(long)]
+    pub results_out: Option<PathBuf>,
+    /// Write one JSON line per level of every admitting track:
+    /// {entityRef, trackId, levelOrdinal, state, cumulativeState, scope}.
+    #[arg(long)]
+    pub certifications_out: Option<PathBuf>,
+    /// Fail (exit 1) when an admitted entity is below LEVEL on TRACK_ID; repeatable.
+    #[arg(long = "require", value_name = "TRACK_ID:LEVEL")]
+    pub require: Vec<String>,
+    /// Write run statistics (counts and timings) as JSON.
+    #[arg(long)]
+    pub stats_out: Option<PathBuf>,
+    /// Do not print the summary tables.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Timings and counts of a run (`--stats-out`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stats<'a> {
+    entities: u64,
+    checks: usize,
+    tracks: usize,
+    pairs: u64,
+    facts: facts::FactStats,
+    load_ms: f64,
+    evaluate_ms: f64,
+    total_ms: f64,
+    pairs_per_second: f64,
+    summary: &'a Summary,
+}
+
+/// Runs the command.
+pub fn run(args: &EvaluateArgs) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let Some(loaded) = load_config(&args.config) else {
+        return Ok(Exit::Invalid);
+    };
+    let engine = Engine::new(&loaded.config);
+    let requirements: Result<Vec<Requirement>, _> = args
+        .require
+        .iter()
+        .map(|r| parse_requirement(r, &engine))
+        .collect();
+    let requirements = match requirements {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Invalid);
+        }
+    };
+    let catalog = match catalog::load(&args.catalog)? {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            eprintln!(
+                "{} invalid catalog record(s); nothing was evaluated",
+                e.total
+            );
+            return Ok(Exit::Invalid);
+        }
+    };
+    let facts = match facts::load(&args.facts, &catalog, engine.fact_table())? {
+        Ok(f) => f,
+        Err(e) => {
+            eprint!("{e}");
+            eprintln!("{} invalid fact line(s); nothing was evaluated", e.total);
+            return Ok(Exit::Invalid);
+        }
+    };
+    if facts.stats.unknown_entity > 0 {
+        eprintln!(
+            "note: {} fact(s) name entities that are not in the catalog and were ignored",
+            facts.stats.unknown_entity
+        );
+    }
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut writer = LineWriter::create(
+        &engine,
+        &facts,
+        args.results_out.as_deref(),
+        args.certifications_out.as_deref(),
+    )?;
+    let mut summary = Summary::new(&engine);
+    let mut found: Vec<Offender> = Vec::new();
+    let progress = progress_bar(catalog.entities.len() as u64);
+    let batch = Batch {
+        engine: &engine,
+        catalog: &catalog,
+        facts: &facts,
+    };
+    let evaluating = batch.run(|block| {
+        summary.add(block);
+        offenders(&requirements, &engine, &catalog, &facts, block, &mut found);
+        writer.write(&catalog, block)?;
+        progress.inc(block.len() as u64);
+        Ok(())
+    })?;
+    writer.finish()?;
+    progress.finish_and_clear();
+    let evaluate_ms = evaluating.as_secs_f64() * 1e3;
+    if !args.quiet {
+        print!("{}", summary.render());
+    }
+    if let Some(path) = &args.stats_out {
+        let stats = Stats {
+            entities: summary.entities,
+            checks: engine.check_count(),
+            tracks: engine.track_count(),
+            pairs: summary.pairs,
+            facts: facts.stats,
+            load_ms,
+            evaluate_ms,
+            total_ms: started.elapsed().as_secs_f64() * 1e3,
+            pairs_per_second: summary.pairs as f64 / evaluating.as_secs_f64().max(1e-9),
+            summary: &summary,
+        };
+        let json = serde_json::to_string_pretty(&stats)?;
+        std::fs::write(path, json).with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    Ok(report_gate(&found, &requirements))
+}
+
+fn progress_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} evaluating {bar:40} {pos}/{len} entities ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn report_gate(found: &[Offender], requirements: &[Requirement]) -> Exit {
+    if requirements.is_empty() {
+        return Exit::Success;
+    }
+    if found.is_empty() {
+        eprintln!("release gate passed: every admitted entity meets the required levels");
+        return Exit::Success;
+    }
+    eprintln!(
+        "release gate failed: {} entity/track pair(s) below the required level",
+        found.len()
+    );
+    for o in found {
+        let scope = if o.scope == facts::DEFAULT_SCOPE {
+            String::new()
+        } else {
+            format!(" (scope {})", o.scope)
+        };
+        let highest = o
+            .highest
+            .map_or_else(|| "no level".to_string(), |h| format!("level {h}"));
+        eprintln!(
+            "  {}{scope}: {} at {highest}, needs level {}",
+            o.entity_ref, o.track_id, o.required
+        );
+    }
+    Exit::GateFailed
+}
