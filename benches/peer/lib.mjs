@@ -104,32 +104,43 @@ function timeOf(ts) {
   return Number.isNaN(t) ? -Infinity : t;
 }
 
+export const DEFAULT_SCOPE = 'default';
+
 /**
- * Map entityRef -> { [factRef]: data }. The newest timestamp wins; on a tie the later line wins.
- * Facts for entities that are not in the catalog are dropped (only known entities are evaluated).
- * `catalog:default/entity_descriptor` is always the catalog entity itself.
+ * Map entityRef -> Map scope -> { [factRef]: data }, `default` scope first and always present.
+ * The scope is the fact line's own `scope` field (absent = `default`), not the scope part of
+ * the fact ref. For a repeated (entity, scope, factRef) the newest timestamp wins; on a tie the
+ * later line wins; a missing timestamp is the oldest. Facts for entities that are not in the
+ * catalog are dropped (only known entities are evaluated). `catalog:default/entity_descriptor`
+ * is the catalog entity itself, in every scope.
  */
 export async function loadFacts(file, catalog) {
   const facts = new Map();
   const times = new Map();
   for (const { ref } of catalog) {
-    facts.set(ref, Object.create(null));
+    facts.set(ref, new Map([[DEFAULT_SCOPE, Object.create(null)]]));
     times.set(ref, new Map());
   }
   let unknown = 0;
   for await (const line of jsonLines(file)) {
     const entityRef = parseEntityRef(line.entityRef);
-    const byFact = facts.get(entityRef);
-    if (!byFact) { unknown += 1; continue; }
+    const byScope = facts.get(entityRef);
+    if (!byScope) { unknown += 1; continue; }
+    const scope = line.scope == null ? DEFAULT_SCOPE : String(line.scope);
+    let byFact = byScope.get(scope);
+    if (!byFact) byScope.set(scope, (byFact = Object.create(null)));
     const factRef = canonicalFactRef(line.factRef);
     const t = timeOf(line.timestamp);
     const seen = times.get(entityRef);
-    const prev = seen.get(factRef);
+    const key = `${scope}\u0000${factRef}`;
+    const prev = seen.get(key);
     if (prev !== undefined && t < prev) continue;
-    seen.set(factRef, t);
+    seen.set(key, t);
     byFact[factRef] = line.data;
   }
-  for (const { ref, entity } of catalog) facts.get(ref)[ENTITY_DESCRIPTOR] = entity;
+  for (const { ref, entity } of catalog) {
+    for (const byFact of facts.get(ref).values()) byFact[ENTITY_DESCRIPTOR] = entity;
+  }
   return { facts, unknownEntityFacts: unknown };
 }
 
@@ -170,9 +181,8 @@ export function compileFilter(filter, where) {
       const values = (Array.isArray(v) ? v : [v]).map((x) => String(x).toLowerCase());
       return [k.toLowerCase(), new Set(values)];
     });
-  });
-  if (!Array.isArray(filter) && alternatives[0].length === 0) return null;
-  return alternatives;
+  }).filter((keys) => keys.length > 0); // an empty map adds no condition, as in the Rust engine
+  return alternatives.length === 0 ? null : alternatives;
 }
 
 export function filterMatches(alternatives, flat) {
@@ -268,7 +278,9 @@ export function newEngine(conditions, id, pathResolver) {
 }
 
 /**
- * Compiles the checks that have a `rule`. Returns specs (no engines): engines are built by
+ * Compiles the checks the engine evaluates: those with a `rule` whose `type` is absent or
+ * `default` (`manual` and `external` checks get no result from evaluation). Returns specs (no
+ * engines): engines are built by
  * `buildEngines` so that each concurrent lane can have its own (a json-rules-engine Engine
  * keeps a run status on itself and must not run twice at once).
  */
@@ -278,7 +290,7 @@ export function compileChecks(checks) {
   checks.forEach((check, i) => {
     const where = `soundcheck.checks[${i}]${check?.id ? ` (${check.id})` : ''}`;
     if (!check || typeof check !== 'object') throw new Error(`${where}: a check must be a map`);
-    if (check.rule == null) return;
+    if (check.rule == null || (check.type != null && check.type !== 'default')) return;
     if (ids.has(check.id)) throw new Error(`${where}: duplicate check id`);
     ids.add(check.id);
     const refs = new Set();

@@ -162,25 +162,41 @@ impl Serialize for FactRef {
 /// Accepts both the string form and the object form `{source, scope, name}`.
 impl<'de> Deserialize<'de> for FactRef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            Text(String),
-            Object {
-                source: String,
-                scope: Option<String>,
-                name: String,
-            },
+        d.deserialize_any(FactRefVisitor)
+    }
+}
+
+struct FactRefVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FactRefVisitor {
+    type Value = FactRef;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a fact ref `source:scope/name` or an object {source, scope, name}")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FactRef, E> {
+        FactRef::parse(v).map_err(E::custom)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FactRef, A::Error> {
+        let (mut source, mut scope, mut name) = (None::<String>, None::<String>, None::<String>);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "source" => source = Some(map.next_value()?),
+                "scope" => scope = Some(map.next_value()?),
+                "name" => name = Some(map.next_value()?),
+                other => {
+                    return Err(serde::de::Error::unknown_field(
+                        other,
+                        &["source", "scope", "name"],
+                    ));
+                }
+            }
         }
-        match Form::deserialize(d)? {
-            Form::Text(text) => Self::parse(&text),
-            Form::Object {
-                source,
-                scope,
-                name,
-            } => Self::from_parts(&source, scope.as_deref(), &name),
-        }
-        .map_err(serde::de::Error::custom)
+        let source = source.ok_or_else(|| serde::de::Error::missing_field("source"))?;
+        let name = name.ok_or_else(|| serde::de::Error::missing_field("name"))?;
+        FactRef::from_parts(&source, scope.as_deref(), &name).map_err(serde::de::Error::custom)
     }
 }
 

@@ -83,18 +83,29 @@ pub fn load(paths: &[impl AsRef<Path>]) -> anyhow::Result<Result<Catalog, InputE
 }
 
 fn json_lines(file: &str, text: &str, problems: &mut Vec<InputProblem>) -> Vec<(usize, Value)> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Value>(line) {
-            Ok(value) => out.push((i + 1, value)),
-            Err(e) => problems.push(InputProblem {
-                file: file.to_string(),
-                line: i + 1,
-                message: format!("invalid JSON: {e}"),
-            }),
+    use rayon::prelude::*;
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
+    let parsed: Vec<Result<(usize, Value), InputProblem>> = lines
+        .par_iter()
+        .map(|(i, line)| {
+            serde_json::from_str::<Value>(line)
+                .map(|v| (i + 1, v))
+                .map_err(|e| InputProblem {
+                    file: file.to_string(),
+                    line: i + 1,
+                    message: format!("invalid JSON: {e}"),
+                })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(parsed.len());
+    for item in parsed {
+        match item {
+            Ok(v) => out.push(v),
+            Err(p) => problems.push(p),
         }
     }
     out
