@@ -28,10 +28,10 @@ function run(dir, out, extra = []) {
   return { stats, rows };
 }
 
-const asMap = (rows) => new Map(rows.map((r) => [`${r.entityRef} ${r.checkId}`, r.state]));
+const asMap = (rows) => new Map(rows.map((r) => [`${r.entityRef} ${r.checkId} ${r.scope}`, r.state]));
 const expectedMap = (overrides = []) => {
-  const m = new Map(sample.expected.map(([e, c, s]) => [`${e} ${c}`, s]));
-  for (const [e, c, s] of overrides) m.set(`${e} ${c}`, s);
+  const m = new Map();
+  for (const [e, c, s, scope = 'default'] of [...sample.expected, ...overrides]) m.set(`${e} ${c} ${scope}`, s);
   return m;
 };
 
@@ -49,12 +49,14 @@ for (const extra of strategies) {
     try {
       const { stats, rows } = run(dir, join(dir, 'theirs.jsonl'), extra);
       assert.deepEqual(asMap(rows), expectedMap());
-      assert.ok(rows.every((r) => r.scope === 'default' && Object.keys(r).join() === 'entityRef,checkId,state,scope'));
+      assert.ok(rows.every((r) => Object.keys(r).join() === 'entityRef,checkId,state,scope'));
       assert.equal(stats.engine, 'json-rules-engine');
       assert.match(stats.version, /^7\./);
       assert.equal(stats.entities, 5);
-      assert.equal(stats.checks, 21);
-      assert.equal(stats.pairs, 5 * 21);
+      assert.equal(stats.checks, 25); // as configured, manual and external ones included
+      assert.equal(stats.evaluatedChecks, 22);
+      assert.equal(stats.scopeEvaluations, 6); // svc-a has a `staging` scope too
+      assert.equal(stats.pairs, 6 * 25);
       assert.equal(stats.reported, sample.expected.length);
       assert.equal(stats.errors, 1);
       for (const k of ['loadMs', 'evaluateMs', 'pairsPerSecond']) assert.equal(typeof stats[k], 'number');
@@ -116,6 +118,7 @@ test('filters', () => {
   assert.equal(compileFilter(undefined, 't'), null);
   assert.equal(compileFilter({}, 't'), null);
   assert.equal(compileFilter([], 't'), null);
+  assert.equal(compileFilter([{}], 't'), null);
   assert.ok(m({ KIND: 'component' }));
   assert.ok(m({ 'metadata.tags': ['go', 'Internal'] }));
   assert.ok(!m({ 'metadata.tags': 'go' }));

@@ -88,6 +88,12 @@ soundcheck:
         path: $.spec.owner
         operator: in
         value: { factRef: "scm:default/repo", path: $.owners }
+    - id: manual-with-rule
+      type: manual
+      rule: { factRef: "scm:default/repo", path: $.readme, operator: equal, value: true }
+    - id: exclude-empty-map
+      exclude: [{}]
+      rule: { factRef: "catalog:default/entity_descriptor", path: $.kind, operator: equal, value: Component }
     - id: owner-listed-unguarded
       filter: { metadata.name: no-facts }
       rule:
@@ -130,6 +136,9 @@ export const facts = [
     data: { readme: true, license: 'Apache-2.0', languages: ['java', 'go'], minCoverage: 80, owners: ['team-a'] } },
   { factRef: 'scm:default/repo', entityRef: 'component:payments/Svc-B', timestamp: '2026-01-01T00:00:00Z',
     data: { readme: false, license: 'MIT', languages: ['python'], minCoverage: 60, owners: ['team-x'] } },
+  // a second scope for svc-a: evaluated on its own, with only the facts of that scope
+  { factRef: 'scm:default/repo', entityRef: 'component:default/svc-a', scope: 'staging', timestamp: '2026-01-01T00:00:00Z',
+    data: { readme: false, license: 'MIT', languages: ['java'], minCoverage: 90, owners: ['team-a'] } },
   { factRef: 'scm:default/repo', entityRef: 'component:default/ghost', timestamp: '2026-01-01T00:00:00Z',
     data: { readme: true } },
 ];
@@ -140,7 +149,7 @@ const C = 'component:default/lib-c';
 const D = 'api:default/api-d';
 const E = 'component:default/no-facts';
 
-// [entityRef, checkId, state] per decisions.md §3 (pairs not listed: no result)
+// [entityRef, checkId, state, scope = 'default'] per decisions.md §3 (pairs not listed: no result)
 export const expected = [
   [A, 'has-readme', 'passed'], [B, 'has-readme', 'failed'], [D, 'has-readme', 'not-applicable'],
   [A, 'coverage-80', 'passed'], [B, 'coverage-80', 'warning'], [C, 'coverage-80', 'warning'],
@@ -171,6 +180,14 @@ export const expected = [
   [D, 'owner-listed', 'not-applicable'], [E, 'owner-listed', 'not-applicable'],
   [A, 'owner-listed-unguarded', 'not-applicable'], [B, 'owner-listed-unguarded', 'not-applicable'],
   [C, 'owner-listed-unguarded', 'not-applicable'], [D, 'owner-listed-unguarded', 'not-applicable'],
+  [A, 'exclude-empty-map', 'passed'], [B, 'exclude-empty-map', 'passed'], [C, 'exclude-empty-map', 'passed'],
+  [D, 'exclude-empty-map', 'failed'], [E, 'exclude-empty-map', 'passed'],
+  ...[
+    ['has-readme', 'failed'], ['coverage-vs-min', 'failed'], ['license-ok', 'failed'], ['absent-not-in', 'passed'],
+    ['tagged-java', 'passed'], ['no-go', 'passed'], ['techdocs', 'passed'], ['not-deprecated', 'passed'],
+    ['nested', 'failed'], ['applicable-service', 'failed'], ['java-svc-name', 'passed'], ['pagerduty', 'failed'],
+    ['owner-listed', 'passed'], ['owner-listed-unguarded', 'not-applicable'], ['exclude-empty-map', 'passed'],
+  ].map(([check, state]) => [A, check, state, 'staging']),
   // Known difference: decisions.md says `failed` (the value fact is absent, so `in` is false);
   // json-rules-engine's `in` calls `undefined.indexOf` and throws. run.mjs reports `error`.
   [E, 'owner-listed-unguarded', 'error'],

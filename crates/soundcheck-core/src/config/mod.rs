@@ -174,3 +174,6 @@ fn merge(base: Node, over: Node, path: &[&str]) -> Node {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

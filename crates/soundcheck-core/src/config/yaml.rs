@@ -257,7 +257,7 @@ impl<'a> Reader<'a> {
         };
         match entry.key.as_str() {
             "$include" => {
-                let target = dir.join(arg);
+                let target: PathBuf = dir.join(arg).components().collect();
                 self.read_file(&target, Some(&entry.value.pos))
                     .unwrap_or(Node {
                         pos,

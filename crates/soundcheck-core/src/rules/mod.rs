@@ -256,3 +256,6 @@ impl Serialize for Condition {
         map.end()
     }
 }
+
+#[cfg(test)]
+mod tests;
