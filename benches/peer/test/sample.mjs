@@ -94,6 +94,13 @@ soundcheck:
     - id: exclude-empty-map
       exclude: [{}]
       rule: { factRef: "catalog:default/entity_descriptor", path: $.kind, operator: equal, value: Component }
+    - id: equal-both-absent
+      filter: { metadata.name: svc-a }
+      rule:
+        factRef: scm:default/repo
+        path: $.nope
+        operator: equal
+        value: { factRef: "scm:default/repo", path: $.nope2 }
     - id: owner-listed-unguarded
       filter: { metadata.name: no-facts }
       rule:
@@ -188,6 +195,11 @@ export const expected = [
     ['nested', 'failed'], ['applicable-service', 'failed'], ['java-svc-name', 'passed'], ['pagerduty', 'failed'],
     ['owner-listed', 'passed'], ['owner-listed-unguarded', 'not-applicable'], ['exclude-empty-map', 'passed'],
   ].map(([check, state]) => [A, check, state, 'staging']),
+  // Known difference: decisions.md says `failed` (absent is never equal); json-rules-engine
+  // compares undefined === undefined.
+  [A, 'equal-both-absent', 'passed'], [B, 'equal-both-absent', 'not-applicable'],
+  [C, 'equal-both-absent', 'not-applicable'], [D, 'equal-both-absent', 'not-applicable'],
+  [E, 'equal-both-absent', 'not-applicable'], [A, 'equal-both-absent', 'passed', 'staging'],
   // Known difference: decisions.md says `failed` (the value fact is absent, so `in` is false);
   // json-rules-engine's `in` calls `undefined.indexOf` and throws. run.mjs reports `error`.
   [E, 'owner-listed-unguarded', 'error'],

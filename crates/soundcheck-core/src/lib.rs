@@ -18,3 +18,6 @@ pub mod model;
 pub mod rules;
 
 pub use engine::{Admissions, CheckView, Engine};
+
+#[cfg(test)]
+mod engine_tests;

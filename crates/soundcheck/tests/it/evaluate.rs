@@ -1,0 +1,283 @@
+//! `soundcheck evaluate` on the bundled example and on small hand-made inputs.
+
+use crate::helpers::{Scratch, assert_golden, code, soundcheck, stderr, stdout};
+
+const EXAMPLE: [&str; 6] = [
+    "--config",
+    "examples/app-config.yaml",
+    "--catalog",
+    "examples/catalog/catalog-info.yaml",
+    "--facts",
+    "examples/facts.jsonl",
+];
+
+fn evaluate(extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["evaluate"];
+    args.extend(EXAMPLE);
+    args.extend(extra);
+    soundcheck(&args)
+}
+
+#[test]
+fn the_example_matches_its_golden_results_and_certifications() {
+    let s = Scratch::new();
+    let (results, certs) = (s.path("results.jsonl"), s.path("certs.jsonl"));
+    let out = evaluate(&["--results-out", &results, "--certifications-out", &certs]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_golden("example-results.jsonl", &s.read("results.jsonl"));
+    assert_golden("example-certifications.jsonl", &s.read("certs.jsonl"));
+    assert_golden("example-summary.txt", &stdout(&out));
+}
+
+#[test]
+fn the_release_gate_lists_offenders_and_exits_1() {
+    let out = evaluate(&[
+        "--quiet",
+        "--require",
+        "basic-health:1",
+        "--require",
+        "security:1",
+    ]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(err.contains("release gate failed"), "{err}");
+    assert!(
+        err.contains("component:default/checkout-legacy: basic-health at no level, needs level 1"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty(), "--quiet prints no summary");
+    let out = evaluate(&[
+        "--quiet",
+        "--require",
+        "reliability:1",
+        "--require",
+        "nosuch:1",
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("no track `nosuch`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = evaluate(&["--quiet", "--require", "basic-health:9"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("has no level 9 (highest is 3)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+const SMALL_CONFIG: &str = r#"soundcheck:
+  checks:
+    - id: fresh
+      rule: { factRef: 'ci:default/build', path: '$.ok', operator: equal, value: true }
+  tracks:
+    - id: t
+      levels:
+        - { ordinal: 1, checks: [ { id: fresh } ] }
+"#;
+const SMALL_CATALOG: &str = "{\"kind\":\"Component\",\"metadata\":{\"name\":\"A\"}}\n{\"kind\":\"Component\",\"metadata\":{\"name\":\"b\",\"namespace\":\"Other\"}}\n";
+
+fn small(facts: &str) -> (Scratch, std::process::Output) {
+    let s = Scratch::new();
+    let config = s.file("c.yaml", SMALL_CONFIG);
+    let catalog = s.file("catalog.jsonl", SMALL_CATALOG);
+    let facts = s.file("facts.jsonl", facts);
+    let results = s.path("results.jsonl");
+    let certs = s.path("certs.jsonl");
+    let out = soundcheck(&[
+        "evaluate",
+        "-q",
+        "--config",
+        &config,
+        "--catalog",
+        &catalog,
+        "--facts",
+        &facts,
+        "--results-out",
+        &results,
+        "--certifications-out",
+        &certs,
+    ]);
+    (s, out)
+}
+
+#[test]
+fn newest_timestamp_wins_whatever_the_line_order() {
+    let facts = concat!(
+        r#"{"factRef":"ci:default/build","entityRef":"component:default/A","data":{"ok":true},"timestamp":"2026-01-02T00:00:00Z"}"#,
+        "\n",
+        r#"{"factRef":{"source":"ci","name":"build"},"entityRef":"Component:default/A","data":{"ok":false},"timestamp":"2026-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"factRef":"ci:default/build","entityRef":"component:other/b","data":{"ok":false},"timestamp":"2026-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"factRef":"ci:default/build","entityRef":"component:other/b","data":{"ok":true},"timestamp":"2026-01-03T00:00:00+01:00"}"#,
+        "\n",
+    );
+    let (s, out) = small(facts);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        s.read("results.jsonl"),
+        concat!(
+            r#"{"entityRef":"component:default/A","checkId":"fresh","state":"passed","scope":"default"}"#,
+            "\n",
+            r#"{"entityRef":"component:other/b","checkId":"fresh","state":"passed","scope":"default"}"#,
+            "\n",
+        )
+    );
+}
+
+#[test]
+fn scopes_are_evaluated_separately() {
+    let facts = concat!(
+        r#"{"factRef":"ci:default/build","entityRef":"component:default/A","data":{"ok":true}}"#,
+        "\n",
+        r#"{"factRef":"ci:default/build","entityRef":"component:default/A","data":{"ok":false},"scope":"release-1"}"#,
+        "\n",
+    );
+    let (s, out) = small(facts);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let results = s.read("results.jsonl");
+    assert!(
+        results.contains(r#""state":"passed","scope":"default""#),
+        "{results}"
+    );
+    assert!(
+        results.contains(r#""state":"failed","scope":"release-1""#),
+        "{results}"
+    );
+    let certs = s.read("certs.jsonl");
+    assert_eq!(
+        certs.lines().count(),
+        3,
+        "A in two scopes, b in default: {certs}"
+    );
+    assert!(certs.contains(r#"{"entityRef":"component:other/b","trackId":"t","levelOrdinal":1,"state":"failed","cumulativeState":"failed","scope":"default"}"#), "{certs}");
+}
+
+#[test]
+fn bad_fact_lines_are_reported_with_line_numbers_and_nothing_is_evaluated() {
+    let facts = concat!(
+        r#"{"factRef":"ci:default/build","entityRef":"component:default/A","data":{"ok":true}}"#,
+        "\n",
+        "\n",
+        r#"{"factRef":"ci:default/build","entityRef":"default/A","data":{}}"#,
+        "\n",
+        "not json\n",
+        r#"{"factRef":"ci:default/build","entityRef":"component:default/A","data":{},"timestamp":"yesterday"}"#,
+        "\n",
+    );
+    let (s, out) = small(facts);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    let file = s.path("facts.jsonl");
+    assert!(
+        err.contains(&format!("{file}:3: entity ref `default/A` has no kind")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{file}:4: invalid fact")), "{err}");
+    assert!(
+        err.contains(&format!("{file}:5: invalid timestamp `yesterday`")),
+        "{err}"
+    );
+    assert!(err.contains("3 invalid fact line(s)"), "{err}");
+    assert!(!std::path::Path::new(&s.path("results.jsonl")).exists());
+}
+
+#[test]
+fn facts_for_unknown_entities_are_ignored_with_a_note() {
+    let facts = r#"{"factRef":"ci:default/build","entityRef":"component:default/ghost","data":{"ok":true}}"#;
+    let (s, out) = small(facts);
+    assert_eq!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("1 fact(s) name entities that are not in the catalog"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(s.read("results.jsonl"), "", "no facts: nothing reported");
+}
+
+#[test]
+fn yaml_and_json_lines_catalogs_agree() {
+    let s = Scratch::new();
+    let catalog = s.file("c.yaml", "kind: Component\nmetadata: { name: A }\n---\nkind: Component\nmetadata:\n  name: b\n  namespace: Other\n");
+    let bad = s.file(
+        "bad.yaml",
+        "kind: Component\nmetadata: { name: A }\n---\nmetadata: { name: nokind }\n",
+    );
+    let config = s.file("config.yaml", SMALL_CONFIG);
+    let results = s.path("r.jsonl");
+    let out = soundcheck(&[
+        "evaluate",
+        "-q",
+        "--config",
+        &config,
+        "--catalog",
+        &catalog,
+        "--certifications-out",
+        &results,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(s.read("r.jsonl").lines().count(), 2);
+    let out = soundcheck(&["evaluate", "-q", "--config", &config, "--catalog", &bad]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains(&format!("{bad}:4: entity has no string `kind`")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_generated_workload_evaluates_and_reports_stats() {
+    let s = Scratch::new();
+    let dir = s.path("w");
+    let out = soundcheck(&[
+        "bench",
+        "generate",
+        "--entities",
+        "300",
+        "--checks",
+        "20",
+        "--tracks",
+        "2",
+        "--out",
+        &dir,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stats = s.path("stats.json");
+    let out = soundcheck(&[
+        "evaluate",
+        "-q",
+        "--config",
+        &format!("{dir}/app-config.yaml"),
+        "--catalog",
+        &format!("{dir}/catalog.jsonl"),
+        "--facts",
+        &format!("{dir}/facts.jsonl"),
+        "--stats-out",
+        &stats,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stats: serde_json::Value = serde_json::from_str(&s.read("stats.json")).unwrap();
+    assert_eq!(stats["entities"], 300);
+    assert_eq!(stats["pairs"], 300 * 20);
+    assert_eq!(stats["checks"], 20);
+    let passed: u64 = stats["summary"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["passed"].as_u64().unwrap())
+        .sum();
+    let failed: u64 = stats["summary"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["failed"].as_u64().unwrap())
+        .sum();
+    assert!(
+        passed > 0 && failed > 0,
+        "a useful workload has both outcomes: {passed} passed, {failed} failed"
+    );
+}
