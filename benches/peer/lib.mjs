@@ -87,7 +87,9 @@ async function* jsonLines(file) {
 }
 
 export function loadConfig(file) {
-  const doc = yaml.load(readFileSync(file, 'utf8'));
+  // YAML 1.2 core schema, like our loader: no timestamps (`2026-01-01` stays a string), no
+  // `<<` merge keys, no `yes`/`no` booleans.
+  const doc = yaml.load(readFileSync(file, 'utf8'), { schema: yaml.CORE_SCHEMA, filename: file });
   const sc = doc?.soundcheck ?? {};
   return { checks: sc.checks ?? [], tracks: sc.tracks ?? [] };
 }
