@@ -13,7 +13,13 @@ use soundcheck_core::rules::compiled::{CompiledRule, FactTable};
 use soundcheck_core::rules::{Condition, ConditionValue, FactPath, Operator, Rule};
 
 fn leaf(path: &str, op: Operator, value: Value) -> Rule {
-    let cond = Condition::new(FactRef::parse("gh:default/repo").unwrap(), FactPath::parse(path).unwrap(), op, ConditionValue::Literal(value)).unwrap();
+    let cond = Condition::new(
+        FactRef::parse("gh:default/repo").unwrap(),
+        FactPath::parse(path).unwrap(),
+        op,
+        ConditionValue::Literal(value),
+    )
+    .unwrap();
     Rule::Condition(Box::new(cond))
 }
 
@@ -25,18 +31,46 @@ fn bench_leaves(c: &mut Criterion) {
     let data = json!({"private": true, "license": {"spdx_id": "MIT"}, "topics": ["a", "b", "pii"], "items": [{"n": 1}, {"n": 2}]});
     let facts = [Some(&data)];
     let cases = [
-        ("leaf equal (fast path)", leaf("$.license.spdx_id", Operator::Equal, json!("MIT"))),
-        ("leaf in (fast path)", leaf("$.license.spdx_id", Operator::In, json!(["Apache-2.0", "MIT"]))),
-        ("leaf matches (fast path)", leaf("$.license.spdx_id", Operator::Matches, json!("^M"))),
-        ("leaf contains (wildcard JSONPath)", leaf("$.items[*].n", Operator::Contains, json!(2))),
-        ("nested all/any/not", Rule::All(vec![
-            leaf("$.private", Operator::Equal, json!(true)),
-            Rule::Any(vec![leaf("$.topics", Operator::Contains, json!("x")), Rule::Not(Box::new(leaf("$.topics", Operator::DoesNotContain, json!("pii"))))]),
-        ])),
+        (
+            "leaf equal (fast path)",
+            leaf("$.license.spdx_id", Operator::Equal, json!("MIT")),
+        ),
+        (
+            "leaf in (fast path)",
+            leaf(
+                "$.license.spdx_id",
+                Operator::In,
+                json!(["Apache-2.0", "MIT"]),
+            ),
+        ),
+        (
+            "leaf matches (fast path)",
+            leaf("$.license.spdx_id", Operator::Matches, json!("^M")),
+        ),
+        (
+            "leaf contains (wildcard JSONPath)",
+            leaf("$.items[*].n", Operator::Contains, json!(2)),
+        ),
+        (
+            "nested all/any/not",
+            Rule::All(vec![
+                leaf("$.private", Operator::Equal, json!(true)),
+                Rule::Any(vec![
+                    leaf("$.topics", Operator::Contains, json!("x")),
+                    Rule::Not(Box::new(leaf(
+                        "$.topics",
+                        Operator::DoesNotContain,
+                        json!("pii"),
+                    ))),
+                ]),
+            ]),
+        ),
     ];
     for (name, rule) in cases {
         let compiled = compile(&rule);
-        c.bench_function(name, |b| b.iter(|| black_box(compiled.evaluate(black_box(&facts)))));
+        c.bench_function(name, |b| {
+            b.iter(|| black_box(compiled.evaluate(black_box(&facts))))
+        });
     }
 }
 
@@ -51,14 +85,22 @@ fn bench_engine(c: &mut Criterion) {
         .fact_table()
         .refs()
         .iter()
-        .map(|r| if r.as_str() == "catalog:default/entity_descriptor" { Some(&entity) } else { None })
+        .map(|r| {
+            if r.as_str() == "catalog:default/entity_descriptor" {
+                Some(&entity)
+            } else {
+                None
+            }
+        })
         .collect();
     let admissions = engine.admissions(&entity);
     let mut out = Vec::new();
     c.bench_function("engine: all example checks for one entity", |b| {
         b.iter(|| engine.evaluate_all(black_box(&admissions), black_box(&facts), &mut out))
     });
-    c.bench_function("engine: filters for one entity", |b| b.iter(|| black_box(engine.admissions(black_box(&entity)))));
+    c.bench_function("engine: filters for one entity", |b| {
+        b.iter(|| black_box(engine.admissions(black_box(&entity))))
+    });
 }
 
 criterion_group!(benches, bench_leaves, bench_engine);

@@ -55,38 +55,71 @@ impl LineWriter {
         })
     }
 
-    /// Writes the lines of a block of reports.
+    /// Writes the lines of a block of reports; lines are formatted in parallel, written in
+    /// order.
     pub fn write(&mut self, catalog: &Catalog, reports: &[EntityReport]) -> anyhow::Result<()> {
-        if self.results.is_none() && self.certifications.is_none() {
+        use rayon::prelude::*;
+        let (want_results, want_certs) = (self.results.is_some(), self.certifications.is_some());
+        if !want_results && !want_certs {
             return Ok(());
         }
-        for report in reports {
-            let entity = quoted(catalog.entities[report.entity].entity_ref.as_str());
-            for scope in &report.scopes {
-                let scope_json = &self.scopes[scope.scope as usize];
-                if let Some(w) = self.results.as_mut() {
-                    for (check, state) in self.check_ids.iter().zip(&scope.results) {
-                        let Some(state) = state else { continue };
-                        writeln!(
-                            w,
-                            r#"{{"entityRef":{entity},"checkId":{check},"state":"{state}","scope":{scope_json}}}"#
-                        )?;
-                    }
+        let formatted: Vec<(String, String)> = reports
+            .par_iter()
+            .map(|report| {
+                let mut results = String::new();
+                let mut certs = String::new();
+                self.format(
+                    catalog,
+                    report,
+                    want_results.then_some(&mut results),
+                    want_certs.then_some(&mut certs),
+                );
+                (results, certs)
+            })
+            .collect();
+        for (results, certs) in formatted {
+            if let Some(w) = self.results.as_mut() {
+                w.write_all(results.as_bytes())?;
+            }
+            if let Some(w) = self.certifications.as_mut() {
+                w.write_all(certs.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn format(
+        &self,
+        catalog: &Catalog,
+        report: &EntityReport,
+        mut results: Option<&mut String>,
+        mut certs: Option<&mut String>,
+    ) {
+        use std::fmt::Write as _;
+        let entity = quoted(catalog.entities[report.entity].entity_ref.as_str());
+        for scope in &report.scopes {
+            let scope_json = &self.scopes[scope.scope as usize];
+            if let Some(out) = results.as_deref_mut() {
+                for (check, state) in self.check_ids.iter().zip(&scope.results) {
+                    let Some(state) = state else { continue };
+                    let _ = writeln!(
+                        out,
+                        r#"{{"entityRef":{entity},"checkId":{check},"state":"{state}","scope":{scope_json}}}"#
+                    );
                 }
-                if let Some(w) = self.certifications.as_mut() {
-                    for (track, cert) in self.track_ids.iter().zip(&scope.certifications) {
-                        for level in cert.iter().flatten() {
-                            writeln!(
-                                w,
-                                r#"{{"entityRef":{entity},"trackId":{track},"levelOrdinal":{},"state":"{}","cumulativeState":"{}","scope":{scope_json}}}"#,
-                                level.level_ordinal, level.state, level.cumulative_state
-                            )?;
-                        }
+            }
+            if let Some(out) = certs.as_deref_mut() {
+                for (track, cert) in self.track_ids.iter().zip(&scope.certifications) {
+                    for level in cert.iter().flatten() {
+                        let _ = writeln!(
+                            out,
+                            r#"{{"entityRef":{entity},"trackId":{track},"levelOrdinal":{},"state":"{}","cumulativeState":"{}","scope":{scope_json}}}"#,
+                            level.level_ordinal, level.state, level.cumulative_state
+                        );
                     }
                 }
             }
         }
-        Ok(())
     }
 
     /// Flushes both files.
