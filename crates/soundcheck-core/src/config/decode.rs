@@ -129,7 +129,7 @@ pub fn decode_root(root: &Node, diags: &mut Diagnostics) -> SoundcheckConfig {
 #[derive(Default)]
 struct Located {
     checks: Vec<(Check, Pos)>,
-    tracks: Vec<(Track, Pos, Vec<(String, Pos)>)>,
+    tracks: Vec<(Track, Pos, TrackEntries)>,
     events_enabled: bool,
 }
 
@@ -361,7 +361,7 @@ fn decode_filter_set(node: &Node, key: &str, diags: &mut Diagnostics) -> FilterS
     };
     let clauses = entries
         .iter()
-        .filter_map(|entry| {
+        .map(|entry| {
             let values: Vec<String> = match &entry.value.kind {
                 NodeKind::Seq(items) => items
                     .iter()
@@ -371,7 +371,7 @@ fn decode_filter_set(node: &Node, key: &str, diags: &mut Diagnostics) -> FilterS
                     .into_iter()
                     .collect(),
             };
-            Some(FilterClause::new(&entry.key, values))
+            FilterClause::new(&entry.key, values)
         })
         .collect();
     FilterSet::new(clauses)
