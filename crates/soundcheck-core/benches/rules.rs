@@ -1,7 +1,10 @@
 //! Micro-benchmarks of rule evaluation: one leaf (fast path and general JSONPath), a nested
 //! rule, and every check of a realistic config for one entity.
 
-#![expect(clippy::unwrap_used, reason = "a benchmark with fixed inputs; a failure should stop it loudly")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a benchmark with fixed inputs; a failure should stop it loudly"
+)]
 
 use std::hint::black_box;
 use std::path::Path;

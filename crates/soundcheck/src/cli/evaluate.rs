@@ -20,11 +20,12 @@ use crate::input::{catalog, facts};
 /// Flags of `soundcheck evaluate`.
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// Config files (app-config YAML with a `soundcheck:` section), merged in order.
-    #[arg(long = "config", short = 'c', required = true, num_args = 1..)]
+    /// Config files (app-config YAML with a `soundcheck:` section), merged in order. With no
+    /// --config, --catalog and --facts at all, the bundled example in `examples/` is used.
+    #[arg(long = "config", short = 'c', num_args = 1.., requires = "catalog")]
     pub config: Vec<PathBuf>,
     /// Catalog files: Backstage YAML (several documents per file) or JSON lines (.json/.jsonl).
-    #[arg(long = "catalog", required = true, num_args = 1..)]
+    #[arg(long = "catalog", num_args = 1.., requires = "config")]
     pub catalog: Vec<PathBuf>,
     /// Facts files: JSON lines shaped like `POST /facts` items.
     #[arg(long = "facts", num_args = 1..)]
@@ -63,26 +64,58 @@ struct Stats<'a> {
     summary: &'a Summary,
 }
 
-/// Runs the command.
-pub fn run(args: &EvaluateArgs) -> anyhow::Result<Exit> {
-    let started = Instant::now();
-    let Some(loaded) = load_config(&args.config) else {
-        return Ok(Exit::Invalid);
+/// The bundled example, used when no input is named.
+const EXAMPLE_CONFIG: &str = "examples/app-config.yaml";
+const EXAMPLE_CATALOG: &str = "examples/catalog/catalog-info.yaml";
+const EXAMPLE_FACTS: &str = "examples/facts.jsonl";
+
+/// The inputs to read: the named ones, or the bundled example when none is named.
+fn inputs(args: &EvaluateArgs) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>) {
+    if args.config.is_empty() && args.catalog.is_empty() && args.facts.is_empty() {
+        eprintln!(
+            "no --config/--catalog/--facts given: evaluating the bundled example in examples/"
+        );
+        return (
+            vec![EXAMPLE_CONFIG.into()],
+            vec![EXAMPLE_CATALOG.into()],
+            vec![EXAMPLE_FACTS.into()],
+        );
+    }
+    (
+        args.config.clone(),
+        args.catalog.clone(),
+        args.facts.clone(),
+    )
+}
+
+/// Everything loaded and checked before evaluation starts.
+struct Prepared {
+    engine: Engine,
+    requirements: Vec<Requirement>,
+    catalog: catalog::Catalog,
+    facts: facts::FactSet,
+}
+
+/// Loads config, gate requirements, catalog and facts; `Err(exit)` after reporting problems.
+fn prepare(args: &EvaluateArgs) -> anyhow::Result<Result<Prepared, Exit>> {
+    let (config_paths, catalog_paths, fact_paths) = inputs(args);
+    let Some(loaded) = load_config(&config_paths) else {
+        return Ok(Err(Exit::Invalid));
     };
     let engine = Engine::new(&loaded.config);
-    let requirements: Result<Vec<Requirement>, _> = args
+    let requirements = match args
         .require
         .iter()
         .map(|r| parse_requirement(r, &engine))
-        .collect();
-    let requirements = match requirements {
+        .collect()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(Exit::Invalid);
+            return Ok(Err(Exit::Invalid));
         }
     };
-    let catalog = match catalog::load(&args.catalog)? {
+    let catalog = match catalog::load(&catalog_paths)? {
         Ok(c) => c,
         Err(e) => {
             eprint!("{e}");
@@ -90,15 +123,15 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Exit> {
                 "{} invalid catalog record(s); nothing was evaluated",
                 e.total
             );
-            return Ok(Exit::Invalid);
+            return Ok(Err(Exit::Invalid));
         }
     };
-    let facts = match facts::load(&args.facts, &catalog, engine.fact_table())? {
+    let facts = match facts::load(&fact_paths, &catalog, engine.fact_table())? {
         Ok(f) => f,
         Err(e) => {
             eprint!("{e}");
             eprintln!("{} invalid fact line(s); nothing was evaluated", e.total);
-            return Ok(Exit::Invalid);
+            return Ok(Err(Exit::Invalid));
         }
     };
     if facts.stats.unknown_entity > 0 {
@@ -107,6 +140,26 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Exit> {
             facts.stats.unknown_entity
         );
     }
+    Ok(Ok(Prepared {
+        engine,
+        requirements,
+        catalog,
+        facts,
+    }))
+}
+
+/// Runs the command.
+pub fn run(args: &EvaluateArgs) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let Prepared {
+        engine,
+        requirements,
+        catalog,
+        facts,
+    } = match prepare(args)? {
+        Ok(p) => p,
+        Err(exit) => return Ok(exit),
+    };
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let mut writer = LineWriter::create(
         &engine,
@@ -131,7 +184,6 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Exit> {
     })?;
     writer.finish()?;
     progress.finish_and_clear();
-    let evaluate_ms = evaluating.as_secs_f64() * 1e3;
     if !args.quiet {
         print!("{}", summary.render());
     }
@@ -143,7 +195,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Exit> {
             pairs: summary.pairs,
             facts: facts.stats,
             load_ms,
-            evaluate_ms,
+            evaluate_ms: evaluating.as_secs_f64() * 1e3,
             total_ms: started.elapsed().as_secs_f64() * 1e3,
             pairs_per_second: summary.pairs as f64 / evaluating.as_secs_f64().max(1e-9),
             summary: &summary,

@@ -281,3 +281,19 @@ fn a_generated_workload_evaluates_and_reports_stats() {
         "a useful workload has both outcomes: {passed} passed, {failed} failed"
     );
 }
+
+#[test]
+fn with_no_inputs_the_bundled_example_is_evaluated() {
+    let out = soundcheck(&["evaluate"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("evaluating the bundled example"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).starts_with("Certification (57 entities)"),
+        "{}",
+        stdout(&out)
+    );
+}
