@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use soundcheck_core::Engine;
 use soundcheck_core::config::load_str;
 use soundcheck_core::model::FactRef;
-use soundcheck_core::rules::compiled::{CompiledRule, FactTable};
+use soundcheck_core::rules::compiled::{CompiledRule, FactTable, SlotFacts};
 use soundcheck_core::rules::{Condition, ConditionValue, FactPath, Operator, Rule};
 
 fn leaf(path: &str, op: Operator, value: Value) -> Rule {
@@ -28,13 +28,13 @@ fn leaf(path: &str, op: Operator, value: Value) -> Rule {
     Rule::Condition(Box::new(cond))
 }
 
-fn compile(rule: &Rule) -> CompiledRule {
-    CompiledRule::compile(rule, &mut FactTable::default())
+fn compile(rule: &Rule, table: &mut FactTable) -> CompiledRule {
+    CompiledRule::compile(rule, table)
 }
 
 fn bench_leaves(c: &mut Criterion) {
     let data = json!({"private": true, "license": {"spdx_id": "MIT"}, "topics": ["a", "b", "pii"], "items": [{"n": 1}, {"n": 2}]});
-    let facts = [Some(&data)];
+    let data_slots = [Some(&data)];
     let cases = [
         (
             "leaf equal (fast path)",
@@ -72,7 +72,12 @@ fn bench_leaves(c: &mut Criterion) {
         ),
     ];
     for (name, rule) in cases {
-        let compiled = compile(&rule);
+        let mut table = FactTable::default();
+        let compiled = compile(&rule, &mut table);
+        let facts = SlotFacts {
+            table: &table,
+            data: &data_slots,
+        };
         c.bench_function(name, |b| {
             b.iter(|| black_box(compiled.evaluate(black_box(&facts))))
         });
@@ -101,7 +106,11 @@ fn bench_engine(c: &mut Criterion) {
     let admissions = engine.admissions(&entity);
     let mut out = Vec::new();
     c.bench_function("engine: all example checks for one entity", |b| {
-        b.iter(|| engine.evaluate_all(black_box(&admissions), black_box(&facts), &mut out))
+        let view = SlotFacts {
+            table: engine.fact_table(),
+            data: &facts,
+        };
+        b.iter(|| engine.evaluate_all(black_box(&admissions), black_box(&view), &mut out))
     });
     c.bench_function("engine: filters for one entity", |b| {
         b.iter(|| black_box(engine.admissions(black_box(&entity))))

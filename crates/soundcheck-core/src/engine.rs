@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::certification::{EntryOutcome, LevelOutcome, certify_levels};
 use crate::filter::Applicability;
 use crate::model::{CheckState, CheckType, SoundcheckConfig};
-use crate::rules::compiled::{CompiledRule, FactSlot, FactTable, Facts};
+use crate::rules::compiled::{CompiledRule, FactSlot, FactTable, FactView};
 
 /// A compiled config.
 #[derive(Debug, Clone)]
@@ -179,17 +179,14 @@ impl Engine {
         &self,
         index: usize,
         admissions: &Admissions,
-        facts: &Facts<'_>,
+        facts: &impl FactView,
     ) -> Option<CheckState> {
         let check = &self.checks[index];
         if !admissions.0[check.filter] {
             return Some(CheckState::NotApplicable);
         }
         let rule = check.rule.as_ref()?;
-        let any_fact = check
-            .rule_slots
-            .iter()
-            .any(|s| facts.get(s.index()).is_some_and(Option::is_some));
+        let any_fact = check.rule_slots.iter().any(|s| facts.has_fact(*s));
         if !any_fact {
             return None;
         }
@@ -211,7 +208,7 @@ impl Engine {
     pub fn evaluate_all(
         &self,
         admissions: &Admissions,
-        facts: &Facts<'_>,
+        facts: &impl FactView,
         out: &mut Vec<Option<CheckState>>,
     ) {
         out.clear();

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::config::load_str;
 use crate::engine::{CheckView, Engine};
 use crate::model::{CertState, CheckState};
+use crate::rules::compiled::SlotFacts;
 
 const CONFIG: &str = r#"
 soundcheck:
@@ -61,7 +62,14 @@ fn results(engine: &Engine, entity: &Value, facts: &[(&str, Value)]) -> Vec<Opti
         }
     }
     let mut out = Vec::new();
-    engine.evaluate_all(&engine.admissions(entity), &slots, &mut out);
+    engine.evaluate_all(
+        &engine.admissions(entity),
+        &SlotFacts {
+            table,
+            data: &slots,
+        },
+        &mut out,
+    );
     out
 }
 

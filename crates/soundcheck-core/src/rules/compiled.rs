@@ -24,11 +24,26 @@ impl FactSlot {
     }
 }
 
-/// Interns the fact refs that compiled rules read.
+/// Index of an interned (fact, path) pair: one value a rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectionId(pub u32);
+
+impl ProjectionId {
+    /// The id as an index into a projected values slice.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Interns the fact refs that compiled rules read, and the (fact, path) pairs they select, so
+/// a caller can keep just the selected values of a fact instead of all of its data.
 #[derive(Debug, Default, Clone)]
 pub struct FactTable {
     refs: Vec<FactRef>,
     index: HashMap<FactRef, FactSlot>,
+    projections: Vec<(FactSlot, FactPath)>,
+    projection_index: HashMap<(FactSlot, String), ProjectionId>,
+    by_slot: Vec<Vec<ProjectionId>>,
 }
 
 impl FactTable {
@@ -40,7 +55,38 @@ impl FactTable {
         let slot = FactSlot(u32::try_from(self.refs.len()).unwrap_or(u32::MAX));
         self.refs.push(fact_ref.clone());
         self.index.insert(fact_ref.clone(), slot);
+        self.by_slot.push(Vec::new());
         slot
+    }
+
+    /// The id of the value at `path` in `fact_ref`, adding it when new.
+    pub fn project(&mut self, fact_ref: &FactRef, path: &FactPath) -> ProjectionId {
+        let slot = self.intern(fact_ref);
+        let key = (slot, path.as_str().to_string());
+        if let Some(id) = self.projection_index.get(&key) {
+            return *id;
+        }
+        let id = ProjectionId(u32::try_from(self.projections.len()).unwrap_or(u32::MAX));
+        self.projections.push((slot, path.clone()));
+        self.projection_index.insert(key, id);
+        self.by_slot[slot.index()].push(id);
+        id
+    }
+
+    /// Number of projections: the length of a projected values slice.
+    pub fn projection_count(&self) -> usize {
+        self.projections.len()
+    }
+
+    /// The projections that read `slot`.
+    pub fn projections_of(&self, slot: FactSlot) -> &[ProjectionId] {
+        self.by_slot.get(slot.index()).map_or(&[], Vec::as_slice)
+    }
+
+    /// The fact and path of a projection.
+    pub fn projection(&self, id: ProjectionId) -> (FactSlot, &FactPath) {
+        let (slot, path) = &self.projections[id.index()];
+        (*slot, path)
     }
 
     /// The slot of `fact_ref`, if any rule reads it.
@@ -74,8 +120,61 @@ impl FactTable {
     }
 }
 
-/// The facts of one entity (in one scope), by slot; `None` where the entity has no such fact.
-pub type Facts<'a> = [Option<&'a Value>];
+/// What a compiled rule needs from the facts of one entity (in one scope).
+pub trait FactView {
+    /// True when the entity has the fact in `slot`.
+    fn has_fact(&self, slot: FactSlot) -> bool;
+    /// The value of a projection: `None` when absent.
+    fn select(&self, id: ProjectionId) -> Option<Cow<'_, Value>>;
+}
+
+/// Whole fact data by slot; paths are walked at evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotFacts<'a> {
+    /// The table the rules were compiled with.
+    pub table: &'a FactTable,
+    /// Data by slot; `None` where the entity has no such fact.
+    pub data: &'a [Option<&'a Value>],
+}
+
+impl FactView for SlotFacts<'_> {
+    fn has_fact(&self, slot: FactSlot) -> bool {
+        self.data.get(slot.index()).is_some_and(Option::is_some)
+    }
+
+    fn select(&self, id: ProjectionId) -> Option<Cow<'_, Value>> {
+        let (slot, path) = self.table.projection(id);
+        self.data
+            .get(slot.index())
+            .copied()
+            .flatten()
+            .and_then(|data| path.select(data))
+    }
+}
+
+/// Values selected ahead of time, by projection, plus which facts exist: what the batch run
+/// keeps instead of whole fact data.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectedFacts<'a> {
+    /// By slot: the entity has this fact.
+    pub present: &'a [bool],
+    /// By projection: the selected value, `None` when absent.
+    pub values: &'a [Option<&'a Value>],
+}
+
+impl FactView for ProjectedFacts<'_> {
+    fn has_fact(&self, slot: FactSlot) -> bool {
+        self.present.get(slot.index()).copied().unwrap_or(false)
+    }
+
+    fn select(&self, id: ProjectionId) -> Option<Cow<'_, Value>> {
+        self.values
+            .get(id.index())
+            .copied()
+            .flatten()
+            .map(Cow::Borrowed)
+    }
+}
 
 /// A rule ready to evaluate.
 #[derive(Debug, Clone)]
@@ -93,15 +192,14 @@ pub enum CompiledRule {
 /// A compiled leaf condition.
 #[derive(Debug, Clone)]
 pub struct Leaf {
-    slot: FactSlot,
-    path: FactPath,
+    value: ProjectionId,
     test: Test,
 }
 
 #[derive(Debug, Clone)]
 enum Operand {
     Literal(Value),
-    Fact(FactSlot, FactPath),
+    Fact(ProjectionId),
 }
 
 #[derive(Debug, Clone)]
@@ -132,7 +230,7 @@ impl CompiledRule {
     }
 
     /// Evaluates against one entity's facts.
-    pub fn evaluate(&self, facts: &Facts<'_>) -> bool {
+    pub fn evaluate(&self, facts: &impl FactView) -> bool {
         match self {
             Self::All(children) => children.iter().all(|c| c.evaluate(facts)),
             Self::Any(children) => children.iter().any(|c| c.evaluate(facts)),
@@ -146,9 +244,7 @@ impl Leaf {
     fn compile(cond: &Condition, facts: &mut FactTable) -> Self {
         let operand = match &cond.value {
             ConditionValue::Literal(v) => Operand::Literal(v.clone()),
-            ConditionValue::Fact { fact_ref, path } => {
-                Operand::Fact(facts.intern(fact_ref), path.clone())
-            }
+            ConditionValue::Fact { fact_ref, path } => Operand::Fact(facts.project(fact_ref, path)),
         };
         let test = match cond.operator {
             Operator::Equal => Test::Equal(operand),
@@ -165,14 +261,13 @@ impl Leaf {
             Operator::Matches => Test::Matches(cond.pattern().cloned()),
         };
         Self {
-            slot: facts.intern(&cond.fact_ref),
-            path: cond.path.clone(),
+            value: facts.project(&cond.fact_ref, &cond.path),
             test,
         }
     }
 
-    fn evaluate(&self, facts: &Facts<'_>) -> bool {
-        let value = select(facts, self.slot, &self.path);
+    fn evaluate(&self, facts: &impl FactView) -> bool {
+        let value = facts.select(self.value);
         let value = value.as_deref();
         match &self.test {
             Test::Equal(op) => both(value, operand(facts, op).as_deref(), json_equal),
@@ -209,18 +304,10 @@ impl Leaf {
     }
 }
 
-fn select<'v>(facts: &Facts<'v>, slot: FactSlot, path: &FactPath) -> Option<Cow<'v, Value>> {
-    facts
-        .get(slot.index())
-        .copied()
-        .flatten()
-        .and_then(|data| path.select(data))
-}
-
-fn operand<'v>(facts: &Facts<'v>, op: &'v Operand) -> Option<Cow<'v, Value>> {
+fn operand<'v>(facts: &'v impl FactView, op: &'v Operand) -> Option<Cow<'v, Value>> {
     match op {
         Operand::Literal(v) => Some(Cow::Borrowed(v)),
-        Operand::Fact(slot, path) => select(facts, *slot, path),
+        Operand::Fact(id) => facts.select(*id),
     }
 }
 

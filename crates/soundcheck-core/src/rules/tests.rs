@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::compiled::{CompiledRule, FactTable};
+use super::compiled::{CompiledRule, FactTable, SlotFacts};
 use super::{Condition, ConditionValue, FactPath, Operator, Rule};
 use crate::model::FactRef;
 
@@ -32,7 +32,10 @@ fn eval_with(rule: &Rule, fact: Option<&Value>, other: Option<&Value>) -> bool {
     table.intern(&FactRef::parse(FACT).unwrap());
     table.intern(&FactRef::parse(OTHER).unwrap());
     let compiled = CompiledRule::compile(rule, &mut table);
-    compiled.evaluate(&[fact, other])
+    compiled.evaluate(&SlotFacts {
+        table: &table,
+        data: &[fact, other],
+    })
 }
 
 fn eval(rule: &Rule, fact: &Value) -> bool {

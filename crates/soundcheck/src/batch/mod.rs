@@ -13,7 +13,9 @@ use rayon::prelude::*;
 use serde_json::Value;
 use soundcheck_core::certification::LevelOutcome;
 use soundcheck_core::model::{CheckState, FactRef};
-use soundcheck_core::rules::compiled::FactSlot;
+use std::borrow::Cow;
+
+use soundcheck_core::rules::compiled::{FactSlot, ProjectedFacts, ProjectionId};
 use soundcheck_core::{CheckView, Engine};
 
 use crate::input::catalog::Catalog;
@@ -89,20 +91,43 @@ impl Batch<'_> {
                 scopes.push(r.scope);
             }
         }
+        let table = self.engine.fact_table();
         let admissions = self.engine.admissions(value);
-        let mut slots: Vec<Option<&Value>> = vec![None; self.engine.fact_table().len()];
+        // The entity itself is the catalog collector's fact, in every scope.
+        let described: Vec<(ProjectionId, Cow<'_, Value>)> = descriptor
+            .map(|slot| {
+                table
+                    .projections_of(slot)
+                    .iter()
+                    .filter_map(|&id| Some((id, table.projection(id).1.select(value)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut present = vec![false; table.len()];
+        let mut values: Vec<Option<&Value>> = vec![None; table.projection_count()];
         let reports = scopes
             .into_iter()
             .map(|scope| {
-                slots.iter_mut().for_each(|s| *s = None);
-                if let Some(d) = descriptor {
-                    slots[d.index()] = Some(value);
+                present.iter_mut().for_each(|p| *p = false);
+                values.iter_mut().for_each(|v| *v = None);
+                if let Some(slot) = descriptor {
+                    present[slot.index()] = true;
+                }
+                for (id, v) in &described {
+                    values[id.index()] = Some(v.as_ref());
                 }
                 for r in records.iter().filter(|r| r.scope == scope) {
-                    slots[r.slot.index()] = Some(&r.data);
+                    present[r.slot.index()] = true;
+                    for (id, v) in r.values.iter() {
+                        values[id.index()] = Some(v);
+                    }
                 }
+                let facts = ProjectedFacts {
+                    present: &present,
+                    values: &values,
+                };
                 let mut results = Vec::with_capacity(self.engine.check_count());
-                self.engine.evaluate_all(&admissions, &slots, &mut results);
+                self.engine.evaluate_all(&admissions, &facts, &mut results);
                 let certifications = (0..self.engine.track_count())
                     .map(|t| {
                         self.engine.certify(t, &admissions, |c| CheckView {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use soundcheck_core::model::{EntityRef, FactRef};
-use soundcheck_core::rules::compiled::{FactSlot, FactTable};
+use soundcheck_core::rules::compiled::{FactSlot, FactTable, ProjectionId};
 
 use super::catalog::Catalog;
 use super::{InputError, InputProblem, MAX_REPORTED};
@@ -29,8 +29,8 @@ pub struct FactRecord {
     pub scope: u32,
     /// Milliseconds since the epoch; `i64::MIN` when the line had no timestamp.
     pub timestamp_ms: i64,
-    /// The fact's data.
-    pub data: Value,
+    /// The values the rules select from this fact (the rest of its data is not kept).
+    pub values: Box<[(ProjectionId, Value)]>,
 }
 
 /// What reading the facts did, for the summary.
@@ -183,6 +183,21 @@ impl FactSet {
     }
 }
 
+/// The values every rule path selects from `data`, by projection.
+pub fn project(table: &FactTable, slot: FactSlot, data: &Value) -> Box<[(ProjectionId, Value)]> {
+    table
+        .projections_of(slot)
+        .iter()
+        .filter_map(|&id| {
+            table
+                .projection(id)
+                .1
+                .select(data)
+                .map(|v| (id, v.into_owned()))
+        })
+        .collect()
+}
+
 fn parse_line(
     file: &str,
     line: usize,
@@ -212,6 +227,7 @@ fn parse_line(
     };
     let data: Value =
         serde_json::from_str(raw.data.get()).map_err(|e| problem(format!("invalid data: {e}")))?;
+    let values = project(table, slot, &data);
     let scope = raw
         .scope
         .filter(|s| s != DEFAULT_SCOPE)
@@ -223,7 +239,7 @@ fn parse_line(
             slot,
             scope: 0,
             timestamp_ms,
-            data,
+            values,
         },
     })))
 }
