@@ -10,7 +10,8 @@ use super::fields::{Fields, list, string};
 use super::yaml::{Node, NodeKind};
 use crate::filter::{Applicability, EntityFilter, FilterClause, FilterSet};
 use crate::model::{
-    Badge, Check, CheckType, Frequency, LevelCheck, Schedule, SoundcheckConfig, Track, TrackLevel,
+    Badge, Check, CheckType, EntityRef, Frequency, LevelCheck, Schedule, SoundcheckConfig, Track,
+    TrackLevel,
 };
 
 const SOUNDCHECK_KEYS: &[&str] = &[
@@ -78,6 +79,9 @@ const MAX_NAME_CHARS: usize = 100;
 pub fn decode_root(root: &Node, diags: &mut Diagnostics) -> SoundcheckConfig {
     let mut located = Located::default();
     let Some(section) = root.get("soundcheck") else {
+        if diags.has_errors() {
+            return SoundcheckConfig::default();
+        }
         diags.warning(
             &root.pos,
             "no `soundcheck:` section: there are no checks or tracks",
@@ -207,7 +211,7 @@ fn decode_check(node: &Node, diags: &mut Diagnostics) -> Option<Check> {
         id: id?,
         name,
         description: f.opt_str("description", diags),
-        owner_entity_ref: f.opt_str("ownerEntityRef", diags),
+        owner_entity_ref: owner_ref(&f, diags),
         check_type,
         rule,
         applicable,
@@ -220,6 +224,21 @@ fn decode_check(node: &Node, diags: &mut Diagnostics) -> Option<Check> {
         documentation_url: f.opt_str("documentationURL", diags),
         schedule,
     })
+}
+
+/// `ownerEntityRef`, parsed and normalised as an entity ref (`kind:namespace/name`).
+fn owner_ref(f: &Fields<'_>, diags: &mut Diagnostics) -> Option<String> {
+    let text = f.opt_str("ownerEntityRef", diags)?;
+    match EntityRef::parse(&text) {
+        Ok(r) => Some(r.to_string()),
+        Err(e) => {
+            let pos = f.get("ownerEntityRef").map(|n| n.pos.clone());
+            if let Some(pos) = pos {
+                diags.error(&pos, format!("invalid `ownerEntityRef`: {e}"));
+            }
+            None
+        }
+    }
 }
 
 fn check_name_length(f: &Fields<'_>, name: Option<&str>, diags: &mut Diagnostics) {
@@ -276,6 +295,14 @@ pub(crate) fn decode_frequency(node: &Node, diags: &mut Diagnostics) -> Option<F
         diags,
     )?;
     if let Some(cron_node) = f.get("cron") {
+        for key in ["days", "hours", "minutes", "seconds"] {
+            if let Some(n) = f.get(key) {
+                diags.error(
+                    &n.pos,
+                    format!("`{key}` cannot be combined with `cron`; use one or the other"),
+                );
+            }
+        }
         let expr = string(cron_node, "cron", diags)?;
         return match croner::Cron::from_str(&expr) {
             Ok(_) => Some(Frequency::Cron(expr)),
@@ -310,7 +337,7 @@ pub(crate) fn decode_frequency(node: &Node, diags: &mut Diagnostics) -> Option<F
     if seconds == 0 {
         diags.error(
             &node.pos,
-            "a frequency needs `cron` or a positive interval (`days`, `hours`, `minutes`)",
+            "a frequency needs `cron` or a positive interval (`days`, `hours`, `minutes`, `seconds`)",
         );
         return None;
     }
@@ -382,7 +409,10 @@ fn filter_value(node: &Node, key: &str, diags: &mut Diagnostics) -> Option<Strin
         NodeKind::Str(s) => Some(s.clone()),
         NodeKind::Bool(b) => Some(b.to_string()),
         NodeKind::Int(i) => Some(i.to_string()),
-        NodeKind::Float(f) => Some(f.to_string()),
+        // Written as JSON writes it, so `1.0` matches an entity's `1.0`.
+        NodeKind::Float(f) => {
+            Some(serde_json::Number::from_f64(*f).map_or_else(|| f.to_string(), |n| n.to_string()))
+        }
         _ => {
             diags.error(
                 &node.pos,
@@ -447,7 +477,7 @@ fn decode_track(node: &Node, diags: &mut Diagnostics) -> Option<(Track, TrackEnt
         id: id?,
         name: f.opt_str("name", diags),
         description: f.opt_str("description", diags),
-        owner_entity_ref: f.opt_str("ownerEntityRef", diags),
+        owner_entity_ref: owner_ref(&f, diags),
         track_type,
         group: f.opt_str("group", diags),
         documentation_url: f.opt_str("documentationURL", diags),
@@ -472,9 +502,17 @@ fn decode_level(
 ) -> Option<TrackLevel> {
     let f = Fields::new(node, "a level", LEVEL_KEYS, diags)?;
     let ordinal = match f.get("ordinal").map(|n| (&n.kind, n)) {
-        Some((NodeKind::Int(i), _)) if *i >= 1 => u32::try_from(*i).ok(),
+        Some((NodeKind::Int(i), _)) if *i >= 1 && u32::try_from(*i).is_ok() => {
+            u32::try_from(*i).ok()
+        }
         Some((_, n)) => {
-            diags.error(&n.pos, "expected a positive integer for `ordinal`");
+            diags.error(
+                &n.pos,
+                format!(
+                    "expected a positive integer up to {} for `ordinal`",
+                    u32::MAX
+                ),
+            );
             None
         }
         None => {

@@ -91,10 +91,10 @@ fn decode_condition(node: &Node, diags: &mut Diagnostics) -> Option<Condition> {
     };
     let value = decode_value(value_node, diags)?;
     let (fact_ref, path, operator) = (fact_ref?, path?, operator?);
-    check_value_type(operator, &value, value_node, diags)?;
+    check_value_type(operator, &value, value_node, diags);
     match Condition::new(fact_ref, path, operator, value) {
         Ok(cond) => Some(cond),
-        Err(e @ (ConditionError::InvalidRegex { .. } | ConditionError::PatternNotString)) => {
+        Err(e @ ConditionError::InvalidRegex { .. }) => {
             diags.error(&value_node.pos, e.to_string());
             None
         }
@@ -107,9 +107,9 @@ fn check_value_type(
     value: &ConditionValue,
     node: &Node,
     diags: &mut Diagnostics,
-) -> Option<()> {
+) {
     let ConditionValue::Literal(literal) = value else {
-        return Some(());
+        return;
     };
     let expected = match operator {
         Operator::LessThan
@@ -121,16 +121,13 @@ fn check_value_type(
             "a number"
         }
         Operator::In | Operator::NotIn if !literal.is_array() => "a list",
-        _ => return Some(()),
+        Operator::Matches if !literal.is_string() => "a string regular expression",
+        _ => return,
     };
-    diags.error(
+    diags.warning(
         &node.pos,
-        format!(
-            "operator `{operator}` needs {expected} as its value, found {}",
-            node.type_name()
-        ),
+        format!("operator `{operator}` needs {expected} as its value, found {}; this condition is always false", node.type_name()),
     );
-    None
 }
 
 /// A fact ref in string form or as `{source, scope, name}`.

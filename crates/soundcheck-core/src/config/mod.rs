@@ -115,14 +115,32 @@ fn finish(root: Node, mut diags: Diagnostics) -> Result<Loaded, ConfigError> {
     let config = decode::decode_root(&root, &mut diags);
     if diags.has_errors() {
         return Err(ConfigError {
-            diagnostics: diags.into_vec(),
+            diagnostics: sorted(diags.into_vec()),
         });
     }
     Ok(Loaded {
         config,
-        warnings: diags.into_vec(),
+        warnings: sorted(diags.into_vec()),
         root,
     })
+}
+
+/// Problems in file order (files in the order first seen), so they read top to bottom.
+fn sorted(mut items: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut files: Vec<std::sync::Arc<str>> = Vec::new();
+    for d in &items {
+        if !files.contains(&d.pos.file) {
+            files.push(d.pos.file.clone());
+        }
+    }
+    items.sort_by_key(|d| {
+        (
+            files.iter().position(|f| *f == d.pos.file),
+            d.pos.line,
+            d.pos.column,
+        )
+    });
+    items
 }
 
 const APPENDED_LISTS: [[&str; 2]; 3] = [
@@ -168,6 +186,11 @@ fn merge(base: Node, over: Node, path: &[&str]) -> Node {
                 kind: NodeKind::Seq(base_items),
             }
         }
+        // An empty file or a key without a value does not erase what earlier files set.
+        (kind, NodeKind::Null) => Node {
+            pos: base.pos,
+            kind,
+        },
         (_, kind) => Node {
             pos: over.pos,
             kind,

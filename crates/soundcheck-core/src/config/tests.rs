@@ -101,36 +101,84 @@ fn unknown_check_in_a_level_and_duplicate_ordinals() {
 }
 
 #[test]
-fn wrong_types_and_unknown_keys_are_all_reported_at_once() {
+fn wrong_types_and_unknown_keys_are_all_reported_at_once_in_file_order() {
     let yaml = format!(
-        "soundcheck:\n  checks:\n    - id: a\n      name: 12\n      warning: 'yes'\n      operatr: equal\n      rule: {LEAF}\n  tracks:\n    - id: t\n      levels:\n        - ordinal: zero\n          checks: []\n"
+        "soundcheck:\n  checks:\n    - id: a\n      name: 12\n      warning: 'yes'\n      operatr: equal\n      rule: {LEAF}\n  tracks:\n    - id: t\n      levels:\n        - ordinal: zero\n          checks: []\n        - ordinal: 5000000000\n          checks: []\n"
     );
     let errs = errors(&yaml);
     assert_eq!(
         errs,
         [
-            "c.yaml:6:7: unknown key `operatr` in a check; expected one of: id, name, description, ownerEntityRef, type, rule, applicable, pathResolver, filter, exclude, warning, passedMessage, failedMessage, notApplicableMessage, supportChannel, documentationURL, schedule",
             "c.yaml:4:13: expected a string for `name`, found a number",
             "c.yaml:5:16: expected a boolean for `warning`, found a string",
-            "c.yaml:11:20: expected a positive integer for `ordinal`",
+            "c.yaml:6:7: unknown key `operatr` in a check; expected one of: id, name, description, ownerEntityRef, type, rule, applicable, pathResolver, filter, exclude, warning, passedMessage, failedMessage, notApplicableMessage, supportChannel, documentationURL, schedule",
+            "c.yaml:11:20: expected a positive integer up to 4294967295 for `ordinal`",
+            "c.yaml:13:20: expected a positive integer up to 4294967295 for `ordinal`",
         ]
     );
 }
 
 #[test]
-fn operator_value_types_are_checked() {
-    let yaml = "soundcheck:\n  checks:\n    - id: a\n      rule: [ { factRef: 'x:default/y', operator: in, value: abc }, { factRef: 'x:default/y', operator: lessThan, value: '3' } ]\n";
-    let errs = errors(yaml);
-    assert_eq!(errs.len(), 2, "{errs:?}");
-    assert!(
-        errs[0].starts_with("c.yaml:4:62: operator `in` needs a list as its value, found a string"),
-        "{}",
-        errs[0]
+fn values_that_can_never_match_load_with_a_warning() {
+    let yaml = "soundcheck:\n  checks:\n    - id: a\n      rule: [ { factRef: 'x:default/y', operator: in, value: abc }, { factRef: 'x:default/y', operator: lessThan, value: '3' }, { factRef: 'x:default/y', operator: matches, value: 3 } ]\n";
+    let loaded = load(yaml).unwrap();
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert_eq!(
+        warnings[0],
+        "c.yaml:4:62: warning: operator `in` needs a list as its value, found a string; this condition is always false"
     );
     assert!(
-        errs[1].contains("operator `lessThan` needs a number as its value"),
+        warnings[1].contains("operator `lessThan` needs a number as its value, found a string"),
         "{}",
-        errs[1]
+        warnings[1]
+    );
+    assert!(
+        warnings[2].contains(
+            "operator `matches` needs a string regular expression as its value, found a number"
+        ),
+        "{}",
+        warnings[2]
+    );
+}
+
+#[test]
+fn an_empty_later_file_or_key_erases_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        format!("soundcheck:\n  checks:\n    - id: a\n      rule: {LEAF}\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("empty.yaml"), "# nothing here\n").unwrap();
+    std::fs::write(dir.path().join("nulls.yaml"), "soundcheck:\n  checks:\n").unwrap();
+    let paths = ["a.yaml", "empty.yaml", "nulls.yaml"].map(|p| dir.path().join(p));
+    let loaded = load_files(&paths, &no_env).unwrap();
+    assert_eq!(loaded.config.checks.len(), 1);
+}
+
+#[test]
+fn include_cycles_through_parent_directories_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(
+        dir.path().join("sub/a.yaml"),
+        "x:\n  $include: ../sub/a.yaml\n",
+    )
+    .unwrap();
+    let err = load_files(&[dir.path().join("sub/a.yaml")], &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("forms a cycle"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn cron_and_interval_keys_do_not_mix() {
+    let yaml = "soundcheck:\n  checks:\n    - id: a\n      type: manual\n      schedule: { frequency: { cron: '0 * * * *', hours: -3 } }\n";
+    assert_eq!(
+        errors(yaml),
+        ["c.yaml:5:58: `hours` cannot be combined with `cron`; use one or the other"]
     );
 }
 
@@ -300,5 +348,54 @@ fn names_longer_than_100_characters_are_rejected() {
     assert_eq!(
         errors(&yaml),
         ["c.yaml:5:13: `name` must be 1 to 100 characters long, found 101"]
+    );
+}
+
+#[test]
+fn owner_refs_must_be_entity_refs_and_are_normalised() {
+    let yaml = "soundcheck:\n  checks:\n    - id: a\n      type: manual\n      ownerEntityRef: Group:Default/Platform\n    - id: b\n      type: manual\n      ownerEntityRef: platform\n";
+    assert_eq!(
+        errors(yaml),
+        [
+            "c.yaml:8:23: invalid `ownerEntityRef`: entity ref `platform` has no kind; expected `kind:namespace/name`"
+        ]
+    );
+    let ok = "soundcheck:\n  checks:\n    - id: a\n      type: manual\n      ownerEntityRef: Group:Default/Platform\n";
+    assert_eq!(
+        load(ok).unwrap().config.checks[0]
+            .owner_entity_ref
+            .as_deref(),
+        Some("group:default/Platform")
+    );
+}
+
+/// Every complete config in the user docs (a ```yaml block starting with `soundcheck:`) loads
+/// without errors or warnings, so the docs cannot drift from the loader.
+#[test]
+fn configs_in_the_docs_load() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&docs).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, block) in text.split("```yaml\n").skip(1).enumerate() {
+            let body = block.split("```").next().unwrap_or_default();
+            if !body.starts_with("soundcheck:") {
+                continue;
+            }
+            let name = format!("{}#{}", path.display(), i + 1);
+            match load_str(&name, body, &docs, &no_env) {
+                Ok(loaded) => assert!(loaded.warnings.is_empty(), "{name}: {:?}", loaded.warnings),
+                Err(e) => panic!("{name} does not load:\n{e}"),
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 3,
+        "expected config examples in docs/, found {checked}"
     );
 }

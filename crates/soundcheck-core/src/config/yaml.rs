@@ -120,7 +120,8 @@ impl<'a> Reader<'a> {
     pub fn read_file(&mut self, path: &Path, from: Option<&Pos>) -> Option<Node> {
         let shown: Arc<str> = path.display().to_string().into();
         let here = from.cloned().unwrap_or_else(|| Pos::file_start(&shown));
-        if self.stack.iter().any(|p| p == path) {
+        let identity = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if self.stack.contains(&identity) {
             self.diags
                 .error(&here, format!("`$include` of `{shown}` forms a cycle"));
             return None;
@@ -133,7 +134,7 @@ impl<'a> Reader<'a> {
                 return None;
             }
         };
-        self.stack.push(path.to_path_buf());
+        self.stack.push(identity);
         let node = self.read_str(&shown, &text, path.parent().unwrap_or(Path::new(".")));
         self.stack.pop();
         node

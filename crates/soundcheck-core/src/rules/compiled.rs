@@ -212,6 +212,7 @@ enum Test {
     Contains(Operand),
     DoesNotContain(Operand),
     Matches(Option<Regex>),
+    MatchesFact(ProjectionId),
 }
 
 impl CompiledRule {
@@ -257,8 +258,10 @@ impl Leaf {
             Operator::NotIn => Test::NotIn(operand),
             Operator::Contains => Test::Contains(operand),
             Operator::DoesNotContain => Test::DoesNotContain(operand),
-            // Condition::new guarantees a pattern for `matches`.
-            Operator::Matches => Test::Matches(cond.pattern().cloned()),
+            Operator::Matches => match operand {
+                Operand::Fact(id) => Test::MatchesFact(id),
+                Operand::Literal(_) => Test::Matches(cond.pattern().cloned()),
+            },
         };
         Self {
             value: facts.project(&cond.fact_ref, &cond.path),
@@ -298,6 +301,12 @@ impl Leaf {
             },
             Test::Matches(re) => match (re, value) {
                 (Some(re), Some(Value::String(s))) => re.is_match(s),
+                _ => false,
+            },
+            Test::MatchesFact(id) => match (value, facts.select(*id).as_deref()) {
+                (Some(Value::String(s)), Some(Value::String(pattern))) => {
+                    Regex::new(pattern).is_ok_and(|re| re.is_match(s))
+                }
                 _ => false,
             },
         }

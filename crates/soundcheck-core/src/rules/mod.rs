@@ -165,9 +165,6 @@ impl PartialEq for Condition {
 /// Why a leaf condition cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConditionError {
-    /// `matches` needs a literal string pattern.
-    #[error("operator `matches` needs a string regular expression as its value")]
-    PatternNotString,
     /// The pattern does not compile.
     #[error("invalid regular expression `{pattern}`: {reason}")]
     InvalidRegex {
@@ -179,7 +176,9 @@ pub enum ConditionError {
 }
 
 impl Condition {
-    /// Builds a leaf, compiling the regular expression of `matches` once.
+    /// Builds a leaf, compiling a literal regular expression of `matches` once. A `matches`
+    /// against another fact compiles that fact's string when evaluated; any other value makes
+    /// the leaf always false.
     pub fn new(
         fact_ref: FactRef,
         path: FactPath,
@@ -201,7 +200,6 @@ impl Condition {
                     }
                 })?)
             }
-            (Operator::Matches, _) => return Err(ConditionError::PatternNotString),
             _ => None,
         };
         Ok(Self {

@@ -252,7 +252,7 @@ fn fact_valued_comparisons_read_the_other_fact() {
 }
 
 #[test]
-fn matches_with_a_bad_pattern_or_non_string_is_rejected_when_built() {
+fn matches_with_a_bad_pattern_is_rejected_and_a_non_string_is_always_false() {
     let f = || FactRef::parse(FACT).unwrap();
     let p = || FactPath::parse("$").unwrap();
     assert!(
@@ -264,15 +264,33 @@ fn matches_with_a_bad_pattern_or_non_string_is_rejected_when_built() {
         )
         .is_err()
     );
+    let numeric = leaf("$.v", Operator::Matches, json!(1));
+    assert!(!eval(&numeric, &json!({"v": "1"})));
+}
+
+#[test]
+fn matches_can_take_its_pattern_from_another_fact() {
+    let other = ConditionValue::Fact {
+        fact_ref: FactRef::parse(OTHER).unwrap(),
+        path: FactPath::parse("$.pattern").unwrap(),
+    };
+    let rule = leaf_on("$.version", Operator::Matches, other);
+    let fact = json!({"version": "20.1.0"});
+    assert!(eval_with(
+        &rule,
+        Some(&fact),
+        Some(&json!({"pattern": "^20\\."}))
+    ));
+    assert!(!eval_with(
+        &rule,
+        Some(&fact),
+        Some(&json!({"pattern": "^18\\."}))
+    ));
     assert!(
-        Condition::new(
-            f(),
-            p(),
-            Operator::Matches,
-            ConditionValue::Literal(json!(1))
-        )
-        .is_err()
+        !eval_with(&rule, Some(&fact), Some(&json!({"pattern": "("}))),
+        "an invalid pattern is false"
     );
+    assert!(!eval_with(&rule, Some(&fact), None));
 }
 
 fn arb_leaf() -> impl Strategy<Value = Rule> {

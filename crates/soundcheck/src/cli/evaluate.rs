@@ -24,7 +24,8 @@ pub struct EvaluateArgs {
     /// --config, --catalog and --facts at all, the bundled example in `examples/` is used.
     #[arg(long = "config", short = 'c', num_args = 1.., requires = "catalog")]
     pub config: Vec<PathBuf>,
-    /// Catalog files: Backstage YAML (several documents per file) or JSON lines (.json/.jsonl).
+    /// Catalog files: Backstage YAML (several documents per file), JSON lines (.jsonl/.ndjson,
+    /// or .json) or a .json file holding one array of entities.
     #[arg(long = "catalog", num_args = 1.., requires = "config")]
     pub catalog: Vec<PathBuf>,
     /// Facts files: JSON lines shaped like `POST /facts` items.
@@ -99,6 +100,10 @@ struct Prepared {
 /// Loads config, gate requirements, catalog and facts; `Err(exit)` after reporting problems.
 fn prepare(args: &EvaluateArgs) -> anyhow::Result<Result<Prepared, Exit>> {
     let (config_paths, catalog_paths, fact_paths) = inputs(args);
+    if config_paths.is_empty() || catalog_paths.is_empty() {
+        eprintln!("error: --facts needs --config and --catalog");
+        return Ok(Err(Exit::Invalid));
+    }
     let Some(loaded) = load_config(&config_paths) else {
         return Ok(Err(Exit::Invalid));
     };

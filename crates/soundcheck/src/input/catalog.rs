@@ -58,7 +58,9 @@ pub fn load(paths: &[impl AsRef<Path>]) -> anyhow::Result<Result<Catalog, InputE
             path.extension().and_then(|e| e.to_str()),
             Some("json" | "jsonl" | "ndjson")
         );
-        let values = if is_json_lines {
+        let values = if is_json_lines && text.trim_start().starts_with('[') {
+            json_array(&file, &text, &mut problems)
+        } else if is_json_lines {
             json_lines(&file, &text, &mut problems)
         } else {
             yaml_docs(&file, &text, &mut problems)
@@ -109,6 +111,21 @@ fn json_lines(file: &str, text: &str, problems: &mut Vec<InputProblem>) -> Vec<(
         }
     }
     out
+}
+
+/// A `.json` file holding one array of entities (as `GET /api/catalog/entities` returns).
+fn json_array(file: &str, text: &str, problems: &mut Vec<InputProblem>) -> Vec<(usize, Value)> {
+    match serde_json::from_str::<Vec<Value>>(text) {
+        Ok(items) => items.into_iter().map(|v| (1, v)).collect(),
+        Err(e) => {
+            problems.push(InputProblem {
+                file: file.to_string(),
+                line: e.line(),
+                message: format!("invalid JSON: {e}"),
+            });
+            Vec::new()
+        }
+    }
 }
 
 fn yaml_docs(file: &str, text: &str, problems: &mut Vec<InputProblem>) -> Vec<(usize, Value)> {

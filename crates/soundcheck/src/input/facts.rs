@@ -41,11 +41,13 @@ pub struct FactStats {
     pub lines: usize,
     /// Facts kept (after newest-wins).
     pub kept: usize,
-    /// Facts no rule reads (skipped without parsing their data).
+    /// Facts no rule reads, and `catalog:default/entity_descriptor` lines (the catalog is its
+    /// source); skipped without parsing their data.
     pub unreferenced: usize,
     /// Facts about entities not in the catalog.
     pub unknown_entity: usize,
-    /// Facts replaced by a newer one.
+    /// Duplicate lines dropped: another line for the same entity, fact ref and scope had a
+    /// newer (or equal, later-line) timestamp.
     pub superseded: usize,
 }
 
@@ -219,7 +221,11 @@ fn parse_line(
             .map_err(|e| problem(format!("invalid timestamp `{ts}`: {e}; expected RFC 3339")))?
             .timestamp_millis(),
     };
-    let Some(slot) = table.get(&raw.fact_ref) else {
+    // The catalog is the one source of the entity itself; lines for it are skipped.
+    let Some(slot) = table
+        .get(&raw.fact_ref)
+        .filter(|_| raw.fact_ref.as_str() != crate::batch::ENTITY_DESCRIPTOR)
+    else {
         return Ok(LineOutcome::Unreferenced);
     };
     let Some(entity) = catalog.position(entity_ref.as_str()) else {

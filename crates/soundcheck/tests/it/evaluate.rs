@@ -297,3 +297,49 @@ fn with_no_inputs_the_bundled_example_is_evaluated() {
         stdout(&out)
     );
 }
+
+#[test]
+fn facts_without_config_and_catalog_are_refused() {
+    let out = soundcheck(&["evaluate", "--facts", "examples/facts.jsonl"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("--facts needs --config and --catalog"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_json_array_catalog_is_read_and_entity_descriptor_lines_are_skipped() {
+    let s = Scratch::new();
+    let config = s.file(
+        "c.yaml",
+        "soundcheck:\n  checks:\n    - id: service\n      rule: { factRef: 'catalog:default/entity_descriptor', path: '$.spec.type', operator: equal, value: service }\n",
+    );
+    let catalog = s.file(
+        "catalog.json",
+        r#"[{"kind":"Component","metadata":{"name":"a"},"spec":{"type":"service"}}]"#,
+    );
+    let facts = s.file(
+        "facts.jsonl",
+        r#"{"factRef":"catalog:default/entity_descriptor","entityRef":"component:default/a","data":{"spec":{"type":"website"}}}"#,
+    );
+    let results = s.path("r.jsonl");
+    let out = soundcheck(&[
+        "evaluate",
+        "-q",
+        "--config",
+        &config,
+        "--catalog",
+        &catalog,
+        "--facts",
+        &facts,
+        "--results-out",
+        &results,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        s.read("r.jsonl"),
+        "{\"entityRef\":\"component:default/a\",\"checkId\":\"service\",\"state\":\"passed\",\"scope\":\"default\"}\n"
+    );
+}
