@@ -124,9 +124,17 @@ fn check_value_type(
         Operator::Matches if !literal.is_string() => "a string regular expression",
         _ => return,
     };
+    let outcome = if operator == Operator::NotIn {
+        "it is true only when the fact value is absent"
+    } else {
+        "this condition is always false"
+    };
     diags.warning(
         &node.pos,
-        format!("operator `{operator}` needs {expected} as its value, found {}; this condition is always false", node.type_name()),
+        format!(
+            "operator `{operator}` needs {expected} as its value, found {}; {outcome}",
+            node.type_name()
+        ),
     );
 }
 
