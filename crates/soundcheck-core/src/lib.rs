@@ -13,6 +13,7 @@
 pub mod certification;
 pub mod config;
 pub mod engine;
+pub mod events;
 pub mod filter;
 pub mod model;
 pub mod rules;

@@ -8,3 +8,5 @@
 pub mod batch;
 pub mod cli;
 pub mod input;
+pub mod state;
+pub mod store;

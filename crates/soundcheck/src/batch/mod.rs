@@ -7,6 +7,7 @@ pub mod generate;
 pub mod output;
 pub mod summary;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -47,6 +48,28 @@ pub struct EntityReport {
     pub scopes: Vec<ScopeReport>,
 }
 
+/// Active exemptions: by catalog position, the positions of the exempt checks.
+#[derive(Debug, Default, Clone)]
+pub struct Exemptions(HashMap<usize, Vec<usize>>);
+
+impl Exemptions {
+    /// Resolves (check id, entity ref) pairs against the engine and catalog; pairs naming an
+    /// unknown check or entity are ignored.
+    pub fn resolve(pairs: &[(String, String)], engine: &Engine, catalog: &Catalog) -> Self {
+        let mut map: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (check_id, entity_ref) in pairs {
+            if let (Some(check), Some(entity)) = (engine.check_position(check_id), catalog.position(entity_ref)) {
+                map.entry(entity).or_default().push(check);
+            }
+        }
+        Self(map)
+    }
+
+    fn is_exempt(&self, entity: usize, check: usize) -> bool {
+        self.0.get(&entity).is_some_and(|checks| checks.contains(&check))
+    }
+}
+
 /// Everything a batch run reads.
 pub struct Batch<'a> {
     /// The compiled config.
@@ -55,6 +78,8 @@ pub struct Batch<'a> {
     pub catalog: &'a Catalog,
     /// Facts by entity.
     pub facts: &'a FactSet,
+    /// Active exemptions (count as passing for certification).
+    pub exemptions: &'a Exemptions,
 }
 
 impl Batch<'_> {
@@ -132,7 +157,7 @@ impl Batch<'_> {
                     .map(|t| {
                         self.engine.certify(t, &admissions, |c| CheckView {
                             state: results[c],
-                            exempt: false,
+                            exempt: self.exemptions.is_exempt(entity, c),
                         })
                     })
                     .collect();

@@ -12,6 +12,7 @@ use soundcheck_core::Engine;
 
 use super::{Exit, load_config};
 use crate::batch::Batch;
+use crate::cli::persist::Persist;
 use crate::batch::gate::{Offender, Requirement, offenders, parse_requirement};
 use crate::batch::output::LineWriter;
 use crate::batch::summary::Summary;
@@ -41,6 +42,14 @@ pub struct EvaluateArgs {
     /// Fail (exit 1) when an admitted entity is below LEVEL on TRACK_ID; repeatable.
     #[arg(long = "require", value_name = "TRACK_ID:LEVEL")]
     pub require: Vec<String>,
+    /// Keep state in this database (`sqlite://FILE` or `postgres://...`): results and
+    /// certifications are compared with the previous run and only changes are written, with
+    /// their transitions and (when `soundcheck.events.enabled`) their events.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Append one JSON line per event this run emitted: {topic, eventPayload, metadata}.
+    #[arg(long, value_name = "FILE", requires = "database")]
+    pub events_out: Option<PathBuf>,
     /// Write run statistics (counts and timings) as JSON.
     #[arg(long)]
     pub stats_out: Option<PathBuf>,
@@ -91,6 +100,7 @@ fn inputs(args: &EvaluateArgs) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>) {
 
 /// Everything loaded and checked before evaluation starts.
 struct Prepared {
+    events_enabled: bool,
     engine: Engine,
     requirements: Vec<Requirement>,
     catalog: catalog::Catalog,
@@ -145,42 +155,31 @@ fn prepare(args: &EvaluateArgs) -> anyhow::Result<Result<Prepared, Exit>> {
             facts.stats.unknown_entity
         );
     }
-    Ok(Ok(Prepared {
-        engine,
-        requirements,
-        catalog,
-        facts,
-    }))
+    Ok(Ok(Prepared { events_enabled: loaded.config.events_enabled, engine, requirements, catalog, facts }))
 }
 
 /// Runs the command.
 pub fn run(args: &EvaluateArgs) -> anyhow::Result<Exit> {
     let started = Instant::now();
-    let Prepared {
-        engine,
-        requirements,
-        catalog,
-        facts,
-    } = match prepare(args)? {
+    let Prepared { events_enabled, engine, requirements, catalog, facts } = match prepare(args)? {
         Ok(p) => p,
         Err(exit) => return Ok(exit),
     };
+    let mut persist = match &args.database {
+        Some(url) => Some(Persist::open(url, args.events_out.as_deref(), events_enabled, &engine, &catalog)?),
+        None => None,
+    };
+    let exemptions = persist.as_ref().map(|p| p.exemptions.clone()).unwrap_or_default();
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
-    let mut writer = LineWriter::create(
-        &engine,
-        &facts,
-        args.results_out.as_deref(),
-        args.certifications_out.as_deref(),
-    )?;
+    let mut writer = LineWriter::create(&engine, &facts, args.results_out.as_deref(), args.certifications_out.as_deref())?;
     let mut summary = Summary::new(&engine);
     let mut found: Vec<Offender> = Vec::new();
     let progress = progress_bar(catalog.entities.len() as u64);
-    let batch = Batch {
-        engine: &engine,
-        catalog: &catalog,
-        facts: &facts,
-    };
+    let batch = Batch { engine: &engine, catalog: &catalog, facts: &facts, exemptions: &exemptions };
     let evaluating = batch.run(|block| {
+        if let Some(p) = persist.as_mut() {
+            p.save(&engine, &catalog, &facts, block)?;
+        }
         summary.add(block);
         offenders(&requirements, &engine, &catalog, &facts, block, &mut found);
         writer.write(&catalog, block)?;
@@ -191,6 +190,9 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Exit> {
     progress.finish_and_clear();
     if !args.quiet {
         print!("{}", summary.render());
+    }
+    if let Some(p) = persist {
+        p.finish()?;
     }
     if let Some(path) = &args.stats_out {
         let stats = Stats {

@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch.
 
 mod bench;
+mod persist;
 mod evaluate;
 mod validate;
 

@@ -1,0 +1,154 @@
+-- soundcheck state on SQLite. Times are milliseconds since the Unix epoch; JSON is TEXT.
+CREATE TABLE entities (
+    entity_ref TEXT PRIMARY KEY NOT NULL,
+    body TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE facts (
+    entity_ref TEXT NOT NULL,
+    fact_ref TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    data TEXT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (entity_ref, fact_ref, scope)
+);
+
+CREATE TABLE fact_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity_ref TEXT NOT NULL,
+    fact_ref TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    data TEXT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    received_at BIGINT NOT NULL
+);
+CREATE INDEX fact_history_key ON fact_history (entity_ref, fact_ref, scope, received_at);
+CREATE INDEX fact_history_age ON fact_history (received_at);
+
+CREATE TABLE check_results (
+    check_id TEXT NOT NULL,
+    entity_ref TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    state TEXT NOT NULL,
+    details TEXT,
+    message TEXT,
+    submitted_by TEXT,
+    last_checked BIGINT NOT NULL,
+    last_changed BIGINT NOT NULL,
+    PRIMARY KEY (check_id, entity_ref, scope)
+);
+CREATE INDEX check_results_entity ON check_results (entity_ref, scope);
+
+CREATE TABLE check_transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    check_id TEXT NOT NULL,
+    entity_ref TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    previous_state TEXT,
+    state TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    event_id TEXT UNIQUE
+);
+CREATE INDEX check_transitions_key ON check_transitions (check_id, entity_ref, scope, id);
+
+CREATE TABLE certifications (
+    track_id TEXT NOT NULL,
+    entity_ref TEXT NOT NULL,
+    level_ordinal BIGINT NOT NULL,
+    scope TEXT NOT NULL,
+    state TEXT NOT NULL,
+    cumulative_state TEXT NOT NULL,
+    last_checked BIGINT NOT NULL,
+    last_changed BIGINT NOT NULL,
+    PRIMARY KEY (track_id, entity_ref, level_ordinal, scope)
+);
+CREATE INDEX certifications_entity ON certifications (entity_ref, scope);
+
+CREATE TABLE certification_transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    track_id TEXT NOT NULL,
+    entity_ref TEXT NOT NULL,
+    level_ordinal BIGINT NOT NULL,
+    scope TEXT NOT NULL,
+    previous_state TEXT,
+    state TEXT NOT NULL,
+    previous_cumulative_state TEXT,
+    cumulative_state TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    event_id TEXT UNIQUE
+);
+CREATE INDEX certification_transitions_key ON certification_transitions (track_id, entity_ref, level_ordinal, scope, id);
+
+CREATE TABLE exemptions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    check_id TEXT NOT NULL,
+    entity_ref TEXT NOT NULL,
+    justification TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked BIGINT NOT NULL DEFAULT 0,
+    revoked_by TEXT,
+    revoked_at BIGINT,
+    revoke_reason TEXT
+);
+CREATE INDEX exemptions_key ON exemptions (check_id, entity_ref);
+
+CREATE TABLE daily_check_status (
+    day TEXT NOT NULL,
+    check_id TEXT NOT NULL,
+    number_of_entities BIGINT NOT NULL,
+    passed BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
+    warning BIGINT NOT NULL,
+    not_applicable BIGINT NOT NULL,
+    error BIGINT NOT NULL,
+    not_reported BIGINT NOT NULL,
+    exempt BIGINT NOT NULL,
+    PRIMARY KEY (day, check_id)
+);
+
+CREATE TABLE daily_track_status (
+    day TEXT NOT NULL,
+    track_id TEXT NOT NULL,
+    level_ordinal BIGINT NOT NULL,
+    number_of_entities BIGINT NOT NULL,
+    passed BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
+    cumulatively_passed BIGINT NOT NULL,
+    cumulatively_failed BIGINT NOT NULL,
+    not_reported BIGINT NOT NULL,
+    PRIMARY KEY (day, track_id, level_ordinal)
+);
+
+-- The transactional outbox: one row per event, written in the transaction of its transition;
+-- a transition's event_id names its event.
+CREATE TABLE event_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    ordering_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE subscriptions (
+    subscriber_id TEXT PRIMARY KEY NOT NULL,
+    cursor BIGINT NOT NULL,
+    topics TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE dead_events (
+    subscriber_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    attempts BIGINT NOT NULL,
+    last_error TEXT NOT NULL,
+    dead_at BIGINT NOT NULL,
+    replayed_at BIGINT,
+    PRIMARY KEY (subscriber_id, seq)
+);

@@ -1,0 +1,211 @@
+//! Durable state: check results, certifications, their transitions, the event outbox,
+//! subscriber cursors and dead letters, exemptions, facts and daily aggregates.
+//!
+//! [`StateStore`] is the narrow interface the evaluator and the events service use; [`SqlStore`]
+//! implements it on SQLite (the embedded default, a WAL-mode file created on first run) and on
+//! PostgreSQL. A database URL picks the backend: `sqlite://soundcheck.db`,
+//! `postgres://user@host/db`. Migrations for each backend are applied on open.
+
+mod sql;
+
+use std::future::Future;
+
+use serde_json::Value;
+use soundcheck_core::events::EventParams;
+use soundcheck_core::model::{CertState, CheckState};
+
+pub use sql::SqlStore;
+
+/// Errors at the storage boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported backend.
+    #[error("unsupported database URL `{0}`: expected sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The stored state of one (check, entity, scope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResult {
+    /// The check.
+    pub check_id: String,
+    /// The entity.
+    pub entity_ref: String,
+    /// The scope.
+    pub scope: String,
+    /// The state.
+    pub state: CheckState,
+}
+
+/// The stored state of one (track, entity, level, scope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCertification {
+    /// The track.
+    pub track_id: String,
+    /// The entity.
+    pub entity_ref: String,
+    /// The level.
+    pub level_ordinal: u32,
+    /// The scope.
+    pub scope: String,
+    /// This level alone.
+    pub state: CertState,
+    /// This level and all below.
+    pub cumulative_state: CertState,
+}
+
+/// A new or changed check result, with its transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultChange {
+    /// The new state.
+    pub result: StoredResult,
+    /// The earlier state, `None` for the first.
+    pub previous: Option<CheckState>,
+    /// Result details (messages, evaluation info).
+    pub details: Option<Value>,
+    /// The rendered message.
+    pub message: Option<String>,
+    /// Who submitted it (`None` for the engine).
+    pub submitted_by: Option<String>,
+}
+
+/// A new or changed certification level, with its transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificationChange {
+    /// The new state.
+    pub certification: StoredCertification,
+    /// The earlier `state`.
+    pub previous_state: Option<CertState>,
+    /// The earlier `cumulativeState`.
+    pub previous_cumulative: Option<CertState>,
+}
+
+/// Rows evaluated without a change: only their last-checked time moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    /// The entity.
+    pub entity_ref: String,
+    /// The scope.
+    pub scope: String,
+}
+
+/// Everything one evaluation step writes, in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct StateChanges {
+    /// When the changes are stored (milliseconds since the epoch): `timestampMs` of events.
+    pub now_ms: i64,
+    /// Changed check results.
+    pub results: Vec<ResultChange>,
+    /// Changed certification levels.
+    pub certifications: Vec<CertificationChange>,
+    /// (entity, scope) pairs whose check results were re-evaluated.
+    pub touched_results: Vec<Touch>,
+    /// (entity, scope) pairs whose certifications were re-computed.
+    pub touched_certifications: Vec<Touch>,
+}
+
+impl StateChanges {
+    /// True when nothing changed state.
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty() && self.certifications.is_empty()
+    }
+}
+
+/// An event read back from the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Position in the outbox (strictly increasing in commit order).
+    pub seq: i64,
+    /// Events with the same key are delivered in order.
+    pub ordering_key: String,
+    /// The envelope.
+    pub params: EventParams,
+    /// The payload exactly as stored (fields in the contract's order), for wire output.
+    pub payload_json: String,
+}
+
+impl StoredEvent {
+    /// The envelope `{topic, eventPayload, metadata}` as one JSON line, payload fields in the
+    /// contract's order.
+    pub fn envelope_json(&self) -> String {
+        let topic = serde_json::to_string(&self.params.topic).unwrap_or_default();
+        match &self.params.metadata {
+            Some(metadata) => {
+                let metadata = serde_json::to_string(metadata).unwrap_or_else(|_| "{}".into());
+                format!(r#"{{"topic":{topic},"eventPayload":{},"metadata":{metadata}}}"#, self.payload_json)
+            }
+            None => format!(r#"{{"topic":{topic},"eventPayload":{}}}"#, self.payload_json),
+        }
+    }
+}
+
+/// An event a subscriber gave up on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadEvent {
+    /// The subscriber id.
+    pub subscriber_id: String,
+    /// The event.
+    pub event: StoredEvent,
+    /// Delivery attempts made.
+    pub attempts: u32,
+    /// The last handler error.
+    pub last_error: String,
+    /// When it was parked (ms).
+    pub dead_at: i64,
+}
+
+/// Outbox consistency counts; all zero when the outbox invariant holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxAudit {
+    /// Transitions that should have an event but have none.
+    pub transitions_without_event: i64,
+    /// Events that name no stored transition.
+    pub events_without_transition: i64,
+    /// Number of transitions.
+    pub transitions: i64,
+    /// Number of events.
+    pub events: i64,
+}
+
+/// The storage interface of the evaluator and the events service.
+pub trait StateStore: Send + Sync {
+    /// Stored check results of these entities.
+    fn results_of(&self, entity_refs: &[String]) -> impl Future<Output = StoreResult<Vec<StoredResult>>> + Send;
+    /// Stored certifications of these entities.
+    fn certifications_of(&self, entity_refs: &[String]) -> impl Future<Output = StoreResult<Vec<StoredCertification>>> + Send;
+    /// Active exemptions (not revoked, not expired at `now_ms`) as (check id, entity ref).
+    fn active_exemptions(&self, now_ms: i64) -> impl Future<Output = StoreResult<Vec<(String, String)>>> + Send;
+    /// Writes state changes, their transitions and (when `events` is on) their events in one
+    /// transaction; returns the events written, in outbox order.
+    fn apply(&self, changes: &StateChanges, events: bool) -> impl Future<Output = StoreResult<Vec<StoredEvent>>> + Send;
+    /// Appends an event published by someone else.
+    fn publish(&self, params: &EventParams, ordering_key: &str) -> impl Future<Output = StoreResult<StoredEvent>> + Send;
+    /// Events after `after`, oldest first.
+    fn events_after(&self, after: i64, limit: i64) -> impl Future<Output = StoreResult<Vec<StoredEvent>>> + Send;
+    /// The newest event's position (0 when none).
+    fn last_seq(&self) -> impl Future<Output = StoreResult<i64>> + Send;
+    /// A subscriber's durable cursor.
+    fn cursor(&self, subscriber_id: &str) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
+    /// Saves a subscriber's cursor and topics.
+    fn save_cursor(&self, subscriber_id: &str, topics: &[String], cursor: i64) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Parks an event for a subscriber.
+    fn park(&self, subscriber_id: &str, seq: i64, attempts: u32, error: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Parked (not yet replayed) events of a subscriber.
+    fn dead_events(&self, subscriber_id: &str) -> impl Future<Output = StoreResult<Vec<DeadEvent>>> + Send;
+    /// Marks a parked event replayed.
+    fn mark_replayed(&self, subscriber_id: &str, seq: i64) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Checks the outbox invariant.
+    fn audit_outbox(&self) -> impl Future<Output = StoreResult<OutboxAudit>> + Send;
+}
