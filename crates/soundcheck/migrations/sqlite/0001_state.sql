@@ -37,9 +37,9 @@ CREATE TABLE check_results (
     submitted_by TEXT,
     last_checked BIGINT NOT NULL,
     last_changed BIGINT NOT NULL,
-    PRIMARY KEY (check_id, entity_ref, scope)
-);
-CREATE INDEX check_results_entity ON check_results (entity_ref, scope);
+    PRIMARY KEY (entity_ref, scope, check_id)
+) WITHOUT ROWID;
+CREATE INDEX check_results_check ON check_results (check_id);
 
 CREATE TABLE check_transitions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,9 +49,8 @@ CREATE TABLE check_transitions (
     previous_state TEXT,
     state TEXT NOT NULL,
     at BIGINT NOT NULL,
-    event_id TEXT UNIQUE
+    event_id TEXT
 );
-CREATE INDEX check_transitions_key ON check_transitions (check_id, entity_ref, scope, id);
 
 CREATE TABLE certifications (
     track_id TEXT NOT NULL,
@@ -62,9 +61,9 @@ CREATE TABLE certifications (
     cumulative_state TEXT NOT NULL,
     last_checked BIGINT NOT NULL,
     last_changed BIGINT NOT NULL,
-    PRIMARY KEY (track_id, entity_ref, level_ordinal, scope)
-);
-CREATE INDEX certifications_entity ON certifications (entity_ref, scope);
+    PRIMARY KEY (entity_ref, scope, track_id, level_ordinal)
+) WITHOUT ROWID;
+CREATE INDEX certifications_track ON certifications (track_id);
 
 CREATE TABLE certification_transitions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -77,9 +76,8 @@ CREATE TABLE certification_transitions (
     previous_cumulative_state TEXT,
     cumulative_state TEXT NOT NULL,
     at BIGINT NOT NULL,
-    event_id TEXT UNIQUE
+    event_id TEXT
 );
-CREATE INDEX certification_transitions_key ON certification_transitions (track_id, entity_ref, level_ordinal, scope, id);
 
 CREATE TABLE exemptions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -129,7 +127,7 @@ CREATE TABLE event_log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL UNIQUE,
     topic TEXT NOT NULL,
-    ordering_key TEXT NOT NULL,
+    ordering_key TEXT,
     payload TEXT NOT NULL,
     metadata TEXT NOT NULL,
     created_at BIGINT NOT NULL

@@ -64,12 +64,18 @@ impl Persist {
         diff_reports(&names, block, &stored_results, &stored_certs, &mut changes);
         self.result_changes += changes.results.len() as u64;
         self.certification_changes += changes.certifications.len() as u64;
-        let written = self.runtime.block_on(self.store.apply(&changes, self.events_enabled)).context("cannot save state")?;
-        self.events += written.len() as u64;
+        let applied = self.runtime.block_on(self.store.apply(&changes, self.events_enabled)).context("cannot save state")?;
+        self.events += u64::try_from(applied.events()).unwrap_or(0);
         if let Some(out) = self.events_out.as_mut() {
-            for event in &written {
-                out.write_all(event.envelope_json().as_bytes())?;
-                out.write_all(b"\n")?;
+            let mut after = applied.first_seq - 1;
+            while after < applied.last_seq {
+                let page = self.runtime.block_on(self.store.events_after(after, (applied.last_seq - after).min(10_000)))?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for event in &page {
+                    out.write_all(event.envelope_json().as_bytes())?;
+                    out.write_all(b"\n")?;
+                }
             }
         }
         Ok(())

@@ -6,6 +6,7 @@
 //! PostgreSQL. A database URL picks the backend: `sqlite://soundcheck.db`,
 //! `postgres://user@host/db`. Migrations for each backend are applied on open.
 
+mod dialect;
 mod sql;
 
 use std::future::Future;
@@ -123,6 +124,36 @@ impl StateChanges {
     }
 }
 
+/// The outbox positions one `apply` wrote: `first_seq..=last_seq` (empty when
+/// `last_seq < first_seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// First position written.
+    pub first_seq: i64,
+    /// Last position written.
+    pub last_seq: i64,
+}
+
+impl Applied {
+    /// Number of events written.
+    pub fn events(&self) -> i64 {
+        (self.last_seq - self.first_seq + 1).max(0)
+    }
+}
+
+/// The order key of an event: one (check, entity, scope) or (track, entity, level, scope), read
+/// from the payload of the two Soundcheck topics; the stored key (or the topic) otherwise.
+pub fn ordering_key(params: &EventParams, stored: Option<String>) -> String {
+    let field = |name: &str| params.event_payload.get(name).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).unwrap_or_default();
+    match params.topic.as_str() {
+        soundcheck_core::events::CHECK_STATUS_CHANGE_TOPIC => format!("check|{}|{}|{}", field("checkId"), field("entityRef"), field("scope")),
+        soundcheck_core::events::CERTIFICATION_CHANGE_TOPIC => {
+            format!("cert|{}|{}|{}|{}", field("trackId"), field("entityRef"), field("levelOrdinal"), field("scope"))
+        }
+        _ => stored.unwrap_or_else(|| params.topic.clone()),
+    }
+}
+
 /// An event read back from the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -188,8 +219,8 @@ pub trait StateStore: Send + Sync {
     /// Active exemptions (not revoked, not expired at `now_ms`) as (check id, entity ref).
     fn active_exemptions(&self, now_ms: i64) -> impl Future<Output = StoreResult<Vec<(String, String)>>> + Send;
     /// Writes state changes, their transitions and (when `events` is on) their events in one
-    /// transaction; returns the events written, in outbox order.
-    fn apply(&self, changes: &StateChanges, events: bool) -> impl Future<Output = StoreResult<Vec<StoredEvent>>> + Send;
+    /// transaction; returns the range of outbox positions written.
+    fn apply(&self, changes: &StateChanges, events: bool) -> impl Future<Output = StoreResult<Applied>> + Send;
     /// Appends an event published by someone else.
     fn publish(&self, params: &EventParams, ordering_key: &str) -> impl Future<Output = StoreResult<StoredEvent>> + Send;
     /// Events after `after`, oldest first.

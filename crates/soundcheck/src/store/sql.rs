@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row};
-use soundcheck_core::events::{CertificationChange as CertEvent, CheckStatusChange, EventParams};
+use sqlx::Row;
+use soundcheck_core::events::EventParams;
 use soundcheck_core::model::{CertState, CheckState};
 
+use super::dialect::{self, Dialect};
 use super::{
+    Applied,
     DeadEvent, OutboxAudit, StateChanges, StateStore, StoreError, StoreResult, StoredCertification, StoredEvent,
     StoredResult,
 };
@@ -24,8 +26,6 @@ fn migrator(sql: &'static str) -> sqlx::migrate::Migrator {
 const SQLITE_STATE: &str = include_str!("../../migrations/sqlite/0001_state.sql");
 const POSTGRES_STATE: &str = include_str!("../../migrations/postgres/0001_state.sql");
 
-/// Rows per multi-row INSERT (SQLite allows 32,766 bound values).
-const INSERT_CHUNK: usize = 500;
 
 /// The connection pool of one backend.
 #[derive(Debug, Clone)]
@@ -45,9 +45,16 @@ macro_rules! on_pool {
 }
 
 /// The SQL store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqlStore {
     pool: Pool,
+    dialect: &'static Dialect,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqlStore({})", self.backend())
+    }
 }
 
 impl SqlStore {
@@ -56,6 +63,8 @@ impl SqlStore {
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
+                .pragma("cache_size", "-131072")
+                .pragma("temp_store", "memory")
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30));
@@ -69,7 +78,11 @@ impl SqlStore {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        Ok(Self { pool })
+        let dialect = match pool {
+            Pool::Sqlite(_) => &dialect::SQLITE,
+            Pool::Postgres(_) => &dialect::POSTGRES,
+        };
+        Ok(Self { pool, dialect })
     }
 
     /// `sqlite` or `postgres`.
@@ -94,118 +107,83 @@ fn cert_state(text: &str) -> StoreResult<CertState> {
     CertState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("certification state `{text}`")))
 }
 
-fn decode_event(seq: i64, key: String, topic: String, payload: String, metadata: &str) -> StoreResult<StoredEvent> {
+fn decode_event(seq: i64, key: Option<String>, topic: String, payload: String, metadata: &str) -> StoreResult<StoredEvent> {
     let event_payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(format!("event {seq} payload: {e}")))?;
     let metadata = serde_json::from_str(metadata).map_err(|e| StoreError::Corrupt(format!("event {seq} metadata: {e}")))?;
-    Ok(StoredEvent { seq, ordering_key: key, params: EventParams { topic, event_payload, metadata }, payload_json: payload })
-}
-
-/// One event to append: its envelope, key and id, prepared before the transaction.
-struct PendingEvent {
-    event_id: String,
-    key: String,
-    params: EventParams,
-    payload_json: String,
+    let params = EventParams { topic, event_payload, metadata };
+    Ok(StoredEvent { seq, ordering_key: super::ordering_key(&params, key), params, payload_json: payload })
 }
 
 fn new_event_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Builds the events of a set of changes, in the order they are written.
-fn pending_events(changes: &StateChanges) -> (Vec<PendingEvent>, Vec<PendingEvent>) {
-    let checks = changes
+/// The JSON array of result changes expanded by the dialect's statements.
+fn result_rows(changes: &StateChanges, events: bool) -> String {
+    let rows: Vec<serde_json::Value> = changes
         .results
         .iter()
         .map(|c| {
-            let payload = CheckStatusChange {
-                check_id: c.result.check_id.clone(),
-                entity_ref: c.result.entity_ref.clone(),
-                state: c.result.state,
-                previous_state: c.previous,
-                timestamp_ms: changes.now_ms,
-                scope: c.result.scope.clone(),
-            };
-            let event_id = new_event_id();
-            let payload_json = serde_json::to_string(&payload).unwrap_or_default();
-            PendingEvent { key: payload.ordering_key(), params: payload.into_params(&event_id), event_id, payload_json }
+            serde_json::json!([
+                c.result.check_id, c.result.entity_ref, c.result.scope, c.result.state.as_str(),
+                c.previous.map(CheckState::as_str), events.then(new_event_id),
+                c.details.as_ref().map(ToString::to_string), c.message, c.submitted_by,
+            ])
         })
         .collect();
-    let certs = changes
+    serde_json::Value::Array(rows).to_string()
+}
+
+/// The JSON array of certification changes expanded by the dialect's statements.
+fn certification_rows(changes: &StateChanges, events: bool) -> String {
+    let rows: Vec<serde_json::Value> = changes
         .certifications
         .iter()
         .map(|c| {
             let s = &c.certification;
-            let payload = CertEvent {
-                track_id: s.track_id.clone(),
-                entity_ref: s.entity_ref.clone(),
-                state: s.state,
-                cumulative_state: s.cumulative_state,
-                level_ordinal: s.level_ordinal,
-                timestamp_ms: changes.now_ms,
-                previous_state: c.previous_state,
-                scope: s.scope.clone(),
-            };
-            let event_id = new_event_id();
-            let payload_json = serde_json::to_string(&payload).unwrap_or_default();
-            PendingEvent {
-                key: payload.ordering_key(),
-                params: payload.into_params(&event_id, c.previous_cumulative),
-                event_id,
-                payload_json,
-            }
+            serde_json::json!([
+                s.track_id, s.entity_ref, s.level_ordinal, s.scope, s.state.as_str(), s.cumulative_state.as_str(),
+                c.previous_state.map(CertState::as_str), c.previous_cumulative.map(CertState::as_str), events.then(new_event_id),
+            ])
         })
         .collect();
-    (checks, certs)
+    serde_json::Value::Array(rows).to_string()
+}
+
+fn touch_rows(touches: &[super::Touch]) -> String {
+    let rows: Vec<[&str; 2]> = touches.iter().map(|t| [t.entity_ref.as_str(), t.scope.as_str()]).collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
 }
 
 impl StateStore for SqlStore {
     async fn results_of(&self, entity_refs: &[String]) -> StoreResult<Vec<StoredResult>> {
-        let mut out = Vec::new();
-        for chunk in entity_refs.chunks(INSERT_CHUNK) {
-            let rows = on_pool!(&self.pool, p => {
-                let mut q = QueryBuilder::new("SELECT check_id, entity_ref, scope, state FROM check_results WHERE entity_ref IN (");
-                let mut list = q.separated(", ");
-                for r in chunk {
-                    list.push_bind(r.as_str());
-                }
-                q.push(")");
-                q.build().fetch_all(p).await?.into_iter().map(|row| {
-                    let state: String = row.try_get(3)?;
-                    Ok(StoredResult { check_id: row.try_get(0)?, entity_ref: row.try_get(1)?, scope: row.try_get(2)?, state: check_state(&state)? })
-                }).collect::<StoreResult<Vec<_>>>()?
-            });
-            out.extend(rows);
-        }
-        Ok(out)
+        let refs = serde_json::to_string(entity_refs).unwrap_or_else(|_| "[]".into());
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(self.dialect.results_of).bind(refs.as_str()).fetch_all(p).await?;
+            rows.into_iter().map(|row| {
+                let state: String = row.try_get(3)?;
+                Ok(StoredResult { check_id: row.try_get(0)?, entity_ref: row.try_get(1)?, scope: row.try_get(2)?, state: check_state(&state)? })
+            }).collect()
+        })
     }
 
     async fn certifications_of(&self, entity_refs: &[String]) -> StoreResult<Vec<StoredCertification>> {
-        let mut out = Vec::new();
-        for chunk in entity_refs.chunks(INSERT_CHUNK) {
-            let rows = on_pool!(&self.pool, p => {
-                let mut q = QueryBuilder::new("SELECT track_id, entity_ref, level_ordinal, scope, state, cumulative_state FROM certifications WHERE entity_ref IN (");
-                let mut list = q.separated(", ");
-                for r in chunk {
-                    list.push_bind(r.as_str());
-                }
-                q.push(")");
-                q.build().fetch_all(p).await?.into_iter().map(|row| {
-                    let ordinal: i64 = row.try_get(2)?;
-                    let (state, cumulative): (String, String) = (row.try_get(4)?, row.try_get(5)?);
-                    Ok(StoredCertification {
-                        track_id: row.try_get(0)?,
-                        entity_ref: row.try_get(1)?,
-                        level_ordinal: u32::try_from(ordinal).map_err(|_| StoreError::Corrupt(format!("level ordinal {ordinal}")))?,
-                        scope: row.try_get(3)?,
-                        state: cert_state(&state)?,
-                        cumulative_state: cert_state(&cumulative)?,
-                    })
-                }).collect::<StoreResult<Vec<_>>>()?
-            });
-            out.extend(rows);
-        }
-        Ok(out)
+        let refs = serde_json::to_string(entity_refs).unwrap_or_else(|_| "[]".into());
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(self.dialect.certifications_of).bind(refs.as_str()).fetch_all(p).await?;
+            rows.into_iter().map(|row| {
+                let ordinal: i64 = row.try_get(2)?;
+                let (state, cumulative): (String, String) = (row.try_get(4)?, row.try_get(5)?);
+                Ok(StoredCertification {
+                    track_id: row.try_get(0)?,
+                    entity_ref: row.try_get(1)?,
+                    level_ordinal: u32::try_from(ordinal).map_err(|_| StoreError::Corrupt(format!("level ordinal {ordinal}")))?,
+                    scope: row.try_get(3)?,
+                    state: cert_state(&state)?,
+                    cumulative_state: cert_state(&cumulative)?,
+                })
+            }).collect()
+        })
     }
 
     async fn active_exemptions(&self, now_ms: i64) -> StoreResult<Vec<(String, String)>> {
@@ -216,79 +194,46 @@ impl StateStore for SqlStore {
         })
     }
 
-    async fn apply(&self, changes: &StateChanges, events: bool) -> StoreResult<Vec<StoredEvent>> {
-        let (check_events, cert_events) = if events { pending_events(changes) } else { (Vec::new(), Vec::new()) };
+    async fn apply(&self, changes: &StateChanges, events: bool) -> StoreResult<Applied> {
+        let d = self.dialect;
         let now = changes.now_ms;
+        let results = (!changes.results.is_empty()).then(|| result_rows(changes, events));
+        let certs = (!changes.certifications.is_empty()).then(|| certification_rows(changes, events));
+        let touched_results = (!changes.touched_results.is_empty()).then(|| touch_rows(&changes.touched_results));
+        let touched_certs = (!changes.touched_certifications.is_empty()).then(|| touch_rows(&changes.touched_certifications));
         on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
-            for touch in &changes.touched_results {
-                sqlx::query("UPDATE check_results SET last_checked = $1 WHERE entity_ref = $2 AND scope = $3")
-                    .bind(now).bind(touch.entity_ref.as_str()).bind(touch.scope.as_str()).execute(&mut *tx).await?;
+            if let Some(lock) = d.lock_event_log.filter(|_| events) {
+                sqlx::query(lock).execute(&mut *tx).await?;
             }
-            for touch in &changes.touched_certifications {
-                sqlx::query("UPDATE certifications SET last_checked = $1 WHERE entity_ref = $2 AND scope = $3")
-                    .bind(now).bind(touch.entity_ref.as_str()).bind(touch.scope.as_str()).execute(&mut *tx).await?;
-            }
-            for (i, chunk) in changes.results.chunks(INSERT_CHUNK).enumerate() {
-                let mut q = QueryBuilder::new("INSERT INTO check_results (check_id, entity_ref, scope, state, details, message, submitted_by, last_checked, last_changed) ");
-                q.push_values(chunk, |mut b, c| {
-                    b.push_bind(c.result.check_id.as_str()).push_bind(c.result.entity_ref.as_str()).push_bind(c.result.scope.as_str())
-                        .push_bind(c.result.state.as_str()).push_bind(c.details.as_ref().map(|d| d.to_string()))
-                        .push_bind(c.message.as_deref()).push_bind(c.submitted_by.as_deref()).push_bind(now).push_bind(now);
-                });
-                q.push(" ON CONFLICT (check_id, entity_ref, scope) DO UPDATE SET state = excluded.state, details = excluded.details, message = excluded.message, submitted_by = excluded.submitted_by, last_checked = excluded.last_checked, last_changed = excluded.last_changed");
-                q.build().execute(&mut *tx).await?;
-                let mut q = QueryBuilder::new("INSERT INTO check_transitions (check_id, entity_ref, scope, previous_state, state, at, event_id) ");
-                let ids = check_events.get(i * INSERT_CHUNK..).unwrap_or_default();
-                q.push_values(chunk.iter().enumerate(), |mut b, (j, c)| {
-                    b.push_bind(c.result.check_id.as_str()).push_bind(c.result.entity_ref.as_str()).push_bind(c.result.scope.as_str())
-                        .push_bind(c.previous.map(CheckState::as_str)).push_bind(c.result.state.as_str()).push_bind(now)
-                        .push_bind(ids.get(j).map(|e| e.event_id.as_str()));
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            for (i, chunk) in changes.certifications.chunks(INSERT_CHUNK).enumerate() {
-                let mut q = QueryBuilder::new("INSERT INTO certifications (track_id, entity_ref, level_ordinal, scope, state, cumulative_state, last_checked, last_changed) ");
-                q.push_values(chunk, |mut b, c| {
-                    let s = &c.certification;
-                    b.push_bind(s.track_id.as_str()).push_bind(s.entity_ref.as_str()).push_bind(i64::from(s.level_ordinal)).push_bind(s.scope.as_str())
-                        .push_bind(s.state.as_str()).push_bind(s.cumulative_state.as_str()).push_bind(now).push_bind(now);
-                });
-                q.push(" ON CONFLICT (track_id, entity_ref, level_ordinal, scope) DO UPDATE SET state = excluded.state, cumulative_state = excluded.cumulative_state, last_checked = excluded.last_checked, last_changed = excluded.last_changed");
-                q.build().execute(&mut *tx).await?;
-                let mut q = QueryBuilder::new("INSERT INTO certification_transitions (track_id, entity_ref, level_ordinal, scope, previous_state, state, previous_cumulative_state, cumulative_state, at, event_id) ");
-                let ids = cert_events.get(i * INSERT_CHUNK..).unwrap_or_default();
-                q.push_values(chunk.iter().enumerate(), |mut b, (j, c)| {
-                    let s = &c.certification;
-                    b.push_bind(s.track_id.as_str()).push_bind(s.entity_ref.as_str()).push_bind(i64::from(s.level_ordinal)).push_bind(s.scope.as_str())
-                        .push_bind(c.previous_state.map(CertState::as_str)).push_bind(s.state.as_str())
-                        .push_bind(c.previous_cumulative.map(CertState::as_str)).push_bind(s.cumulative_state.as_str()).push_bind(now)
-                        .push_bind(ids.get(j).map(|e| e.event_id.as_str()));
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            let mut written = Vec::with_capacity(check_events.len() + cert_events.len());
-            for chunk in check_events.chunks(INSERT_CHUNK).chain(cert_events.chunks(INSERT_CHUNK)) {
-                let mut q = QueryBuilder::new("INSERT INTO event_log (event_id, topic, ordering_key, payload, metadata, created_at) ");
-                q.push_values(chunk, |mut b, e| {
-                    b.push_bind(e.event_id.as_str()).push_bind(e.params.topic.as_str()).push_bind(e.key.as_str())
-                        .push_bind(e.payload_json.as_str())
-                        .push_bind(serde_json::to_string(&e.params.metadata).unwrap_or_else(|_| "null".into())).push_bind(now);
-                });
-                q.push(" RETURNING seq");
-                let seqs = q.build().fetch_all(&mut *tx).await?;
-                for (row, e) in seqs.iter().zip(chunk) {
-                    written.push(StoredEvent {
-                        seq: row.try_get(0)?,
-                        ordering_key: e.key.clone(),
-                        params: e.params.clone(),
-                        payload_json: e.payload_json.clone(),
-                    });
+            let before: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?.try_get(0)?;
+            for (sql, rows) in [(d.touch_results, &touched_results), (d.touch_certifications, &touched_certs)] {
+                if let Some(rows) = rows {
+                    sqlx::query(sql).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
                 }
             }
+            for sql in d.prepare_stage {
+                sqlx::query(*sql).execute(&mut *tx).await?;
+            }
+            if let Some(rows) = &results {
+                sqlx::query(d.stage_results).bind(rows.as_str()).execute(&mut *tx).await?;
+                sqlx::query(d.upsert_results).bind(now).execute(&mut *tx).await?;
+                sqlx::query(d.insert_check_transitions).bind(now).execute(&mut *tx).await?;
+                if events {
+                    sqlx::query(d.insert_check_events).bind(now).execute(&mut *tx).await?;
+                }
+            }
+            if let Some(rows) = &certs {
+                sqlx::query(d.stage_certifications).bind(rows.as_str()).execute(&mut *tx).await?;
+                sqlx::query(d.upsert_certifications).bind(now).execute(&mut *tx).await?;
+                sqlx::query(d.insert_certification_transitions).bind(now).execute(&mut *tx).await?;
+                if events {
+                    sqlx::query(d.insert_certification_events).bind(now).execute(&mut *tx).await?;
+                }
+            }
+            let after: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?.try_get(0)?;
             tx.commit().await?;
-            written.sort_by_key(|e| e.seq);
-            Ok(written)
+            Ok(Applied { first_seq: before + 1, last_seq: after })
         })
     }
 

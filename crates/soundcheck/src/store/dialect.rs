@@ -1,0 +1,123 @@
+//! The SQL that differs between SQLite and PostgreSQL: bulk writes expand one JSON array
+//! parameter server-side (`json_each` / `jsonb_array_elements`) so a block of thousands of
+//! changes is a handful of statements, and event payloads are built in SQL with their keys in
+//! the contract's order (`json_object` / `json_build_object`).
+//!
+//! Result rows: `[checkId, entityRef, scope, state, previousState, eventId, details, message,
+//! submittedBy]`. Certification rows: `[trackId, entityRef, levelOrdinal, scope, state,
+//! cumulativeState, previousState, previousCumulativeState, eventId]`. `$1` is the array,
+//! `$2` the time in milliseconds. The rows are first copied into per-connection staging
+//! tables, so the JSON is parsed once and every later statement reads plain columns.
+
+/// The statements of one backend.
+pub struct Dialect {
+    /// Statements run before staging (create and empty the per-connection staging tables).
+    pub prepare_stage: &'static [&'static str],
+    pub stage_results: &'static str,
+    pub stage_certifications: &'static str,
+    pub upsert_results: &'static str,
+    pub insert_check_transitions: &'static str,
+    pub insert_check_events: &'static str,
+    pub upsert_certifications: &'static str,
+    pub insert_certification_transitions: &'static str,
+    pub insert_certification_events: &'static str,
+    pub touch_results: &'static str,
+    pub touch_certifications: &'static str,
+    pub results_of: &'static str,
+    pub certifications_of: &'static str,
+    /// Serialises event writers so sequence numbers become visible in order (PostgreSQL).
+    pub lock_event_log: Option<&'static str>,
+}
+
+/// Statements that read the staging tables: the same on both backends.
+macro_rules! from_stage {
+    () => {
+        (
+            "INSERT INTO check_results (check_id, entity_ref, scope, state, details, message, submitted_by, last_checked, last_changed) \
+             SELECT check_id, entity_ref, scope, state, details, message, submitted_by, $1, $1 FROM stage_results WHERE true \
+             ON CONFLICT (entity_ref, scope, check_id) DO UPDATE SET state = excluded.state, details = excluded.details, message = excluded.message, \
+             submitted_by = excluded.submitted_by, last_checked = excluded.last_checked, last_changed = excluded.last_changed",
+            "INSERT INTO check_transitions (check_id, entity_ref, scope, previous_state, state, at, event_id) \
+             SELECT check_id, entity_ref, scope, previous_state, state, $1, event_id FROM stage_results ORDER BY idx",
+            "INSERT INTO certifications (track_id, entity_ref, level_ordinal, scope, state, cumulative_state, last_checked, last_changed) \
+             SELECT track_id, entity_ref, level_ordinal, scope, state, cumulative_state, $1, $1 FROM stage_certifications WHERE true \
+             ON CONFLICT (entity_ref, scope, track_id, level_ordinal) DO UPDATE SET state = excluded.state, cumulative_state = excluded.cumulative_state, \
+             last_checked = excluded.last_checked, last_changed = excluded.last_changed",
+            "INSERT INTO certification_transitions (track_id, entity_ref, level_ordinal, scope, previous_state, state, previous_cumulative_state, cumulative_state, at, event_id) \
+             SELECT track_id, entity_ref, level_ordinal, scope, previous_state, state, previous_cumulative_state, cumulative_state, $1, event_id FROM stage_certifications ORDER BY idx",
+        )
+    };
+}
+
+const STAGE: (&str, &str, &str, &str) = from_stage!();
+
+pub const SQLITE: Dialect = Dialect {
+    prepare_stage: &[
+        "CREATE TEMP TABLE IF NOT EXISTS stage_results (idx BIGINT, check_id TEXT, entity_ref TEXT, scope TEXT, state TEXT, previous_state TEXT, event_id TEXT, details TEXT, message TEXT, submitted_by TEXT)",
+        "CREATE TEMP TABLE IF NOT EXISTS stage_certifications (idx BIGINT, track_id TEXT, entity_ref TEXT, level_ordinal BIGINT, scope TEXT, state TEXT, cumulative_state TEXT, previous_state TEXT, previous_cumulative_state TEXT, event_id TEXT)",
+        "DELETE FROM temp.stage_results",
+        "DELETE FROM temp.stage_certifications",
+    ],
+    stage_results: "INSERT INTO temp.stage_results SELECT key, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM json_each(jsonb($1))",
+    stage_certifications: "INSERT INTO temp.stage_certifications SELECT key, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM json_each(jsonb($1))",
+    upsert_results: STAGE.0,
+    insert_check_transitions: STAGE.1,
+    insert_check_events: "INSERT INTO event_log (event_id, topic, ordering_key, payload, metadata, created_at) \
+        SELECT event_id, 'soundcheck-check-status-change', NULL, \
+          CASE WHEN previous_state IS NULL \
+            THEN json_object('checkId', check_id, 'entityRef', entity_ref, 'state', state, 'timestampMs', $1, 'scope', scope) \
+            ELSE json_object('checkId', check_id, 'entityRef', entity_ref, 'state', state, 'previousState', previous_state, 'timestampMs', $1, 'scope', scope) END, \
+          json_object('eventId', event_id), $1 \
+        FROM stage_results ORDER BY idx",
+    upsert_certifications: STAGE.2,
+    insert_certification_transitions: STAGE.3,
+    insert_certification_events: "INSERT INTO event_log (event_id, topic, ordering_key, payload, metadata, created_at) \
+        SELECT event_id, 'soundcheck-certification-change', NULL, \
+          CASE WHEN previous_state IS NULL \
+            THEN json_object('trackId', track_id, 'entityRef', entity_ref, 'state', state, 'cumulativeState', cumulative_state, 'levelOrdinal', level_ordinal, 'timestampMs', $1, 'scope', scope) \
+            ELSE json_object('trackId', track_id, 'entityRef', entity_ref, 'state', state, 'cumulativeState', cumulative_state, 'levelOrdinal', level_ordinal, 'timestampMs', $1, 'previousState', previous_state, 'scope', scope) END, \
+          CASE WHEN previous_cumulative_state IS NULL THEN json_object('eventId', event_id) \
+            ELSE json_object('eventId', event_id, 'previousCumulativeState', previous_cumulative_state) END, $1 \
+        FROM stage_certifications ORDER BY idx",
+    touch_results: "UPDATE check_results SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
+    touch_certifications: "UPDATE certifications SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
+    results_of: "SELECT check_id, entity_ref, scope, state FROM check_results WHERE entity_ref IN (SELECT value FROM json_each($1))",
+    certifications_of: "SELECT track_id, entity_ref, level_ordinal, scope, state, cumulative_state FROM certifications WHERE entity_ref IN (SELECT value FROM json_each($1))",
+    lock_event_log: None,
+};
+
+pub const POSTGRES: Dialect = Dialect {
+    prepare_stage: &[
+        "CREATE TEMP TABLE IF NOT EXISTS stage_results (idx BIGINT, check_id TEXT, entity_ref TEXT, scope TEXT, state TEXT, previous_state TEXT, event_id TEXT, details TEXT, message TEXT, submitted_by TEXT)",
+        "CREATE TEMP TABLE IF NOT EXISTS stage_certifications (idx BIGINT, track_id TEXT, entity_ref TEXT, level_ordinal BIGINT, scope TEXT, state TEXT, cumulative_state TEXT, previous_state TEXT, previous_cumulative_state TEXT, event_id TEXT)",
+        "TRUNCATE stage_results, stage_certifications",
+    ],
+    stage_results: "INSERT INTO stage_results SELECT idx, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 \
+        FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, idx)",
+    stage_certifications: "INSERT INTO stage_certifications SELECT idx, value->>0, value->>1, (value->>2)::bigint, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 \
+        FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, idx)",
+    upsert_results: STAGE.0,
+    insert_check_transitions: STAGE.1,
+    insert_check_events: "INSERT INTO event_log (event_id, topic, ordering_key, payload, metadata, created_at) \
+        SELECT event_id, 'soundcheck-check-status-change', NULL, \
+          (CASE WHEN previous_state IS NULL \
+            THEN json_build_object('checkId', check_id, 'entityRef', entity_ref, 'state', state, 'timestampMs', $1::bigint, 'scope', scope) \
+            ELSE json_build_object('checkId', check_id, 'entityRef', entity_ref, 'state', state, 'previousState', previous_state, 'timestampMs', $1::bigint, 'scope', scope) END)::text, \
+          json_build_object('eventId', event_id)::text, $1::bigint \
+        FROM stage_results ORDER BY idx",
+    upsert_certifications: STAGE.2,
+    insert_certification_transitions: STAGE.3,
+    insert_certification_events: "INSERT INTO event_log (event_id, topic, ordering_key, payload, metadata, created_at) \
+        SELECT event_id, 'soundcheck-certification-change', NULL, \
+          (CASE WHEN previous_state IS NULL \
+            THEN json_build_object('trackId', track_id, 'entityRef', entity_ref, 'state', state, 'cumulativeState', cumulative_state, 'levelOrdinal', level_ordinal, 'timestampMs', $1::bigint, 'scope', scope) \
+            ELSE json_build_object('trackId', track_id, 'entityRef', entity_ref, 'state', state, 'cumulativeState', cumulative_state, 'levelOrdinal', level_ordinal, 'timestampMs', $1::bigint, 'previousState', previous_state, 'scope', scope) END)::text, \
+          (CASE WHEN previous_cumulative_state IS NULL THEN json_build_object('eventId', event_id) \
+            ELSE json_build_object('eventId', event_id, 'previousCumulativeState', previous_cumulative_state) END)::text, $1::bigint \
+        FROM stage_certifications ORDER BY idx",
+    touch_results: "UPDATE check_results SET last_checked = $2::bigint WHERE last_checked <> $2::bigint AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
+    touch_certifications: "UPDATE certifications SET last_checked = $2::bigint WHERE last_checked <> $2::bigint AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
+    results_of: "SELECT check_id, entity_ref, scope, state FROM check_results WHERE entity_ref IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
+    certifications_of: "SELECT track_id, entity_ref, level_ordinal, scope, state, cumulative_state FROM certifications WHERE entity_ref IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
+    lock_event_log: Some("SELECT pg_advisory_xact_lock(4242424242)"),
+};
