@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod cli;
+pub mod events;
 pub mod input;
 pub mod state;
 pub mod store;

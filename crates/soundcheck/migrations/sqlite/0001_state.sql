@@ -39,7 +39,6 @@ CREATE TABLE check_results (
     last_changed BIGINT NOT NULL,
     PRIMARY KEY (entity_ref, scope, check_id)
 ) WITHOUT ROWID;
-CREATE INDEX check_results_check ON check_results (check_id);
 
 CREATE TABLE check_transitions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -63,7 +62,6 @@ CREATE TABLE certifications (
     last_changed BIGINT NOT NULL,
     PRIMARY KEY (entity_ref, scope, track_id, level_ordinal)
 ) WITHOUT ROWID;
-CREATE INDEX certifications_track ON certifications (track_id);
 
 CREATE TABLE certification_transitions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

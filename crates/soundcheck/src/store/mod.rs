@@ -15,7 +15,7 @@ use serde_json::Value;
 use soundcheck_core::events::EventParams;
 use soundcheck_core::model::{CertState, CheckState};
 
-pub use sql::SqlStore;
+pub use sql::{SqlStore, create_postgres_database};
 
 /// Errors at the storage boundary.
 #[derive(Debug, thiserror::Error)]

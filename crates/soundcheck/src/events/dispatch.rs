@@ -1,0 +1,103 @@
+//! One dispatcher per subscriber id: reads the outbox after the id's cursor, hands each event
+//! to the handler its order key maps to (one key's events stay in order on one handler), retries
+//! failures with exponential backoff, parks events that keep failing, then saves the cursor.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::join_all;
+
+use super::{Group, Inner};
+use crate::store::{StateStore, StoreResult, StoredEvent};
+
+/// The dispatcher loop of one id; ends on shutdown.
+pub(super) async fn run<S: StateStore + Clone + 'static>(inner: Arc<Inner<S>>, group: Arc<Group>) {
+    let mut committed = inner.committed.subscribe();
+    loop {
+        match drain(&inner, &group).await {
+            Ok(()) => {}
+            Err(e) => tracing::warn!(subscriber = %group.id, error = %e, "event delivery failed; retrying"),
+        }
+        tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            _ = committed.changed() => {}
+            () = tokio::time::sleep(inner.settings.poll_interval) => {}
+        }
+    }
+}
+
+/// Delivers batches until the outbox has nothing after the cursor.
+async fn drain<S: StateStore + Clone + 'static>(inner: &Arc<Inner<S>>, group: &Arc<Group>) -> StoreResult<()> {
+    loop {
+        if inner.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let cursor = inner.store.cursor(&group.id).await?.unwrap_or(0);
+        let batch = inner.store.events_after(cursor, inner.settings.batch_size).await?;
+        let Some(last) = batch.last().map(|e| e.seq) else {
+            return Ok(());
+        };
+        let mut lanes: Vec<(super::Handler, Vec<&StoredEvent>)> = Vec::new();
+        for event in batch.iter().filter(|e| group.wants(&e.params.topic)) {
+            let Some(handler) = group.handler_for(&event.ordering_key) else { continue };
+            match lanes.iter_mut().find(|(h, _)| Arc::ptr_eq(h, &handler)) {
+                Some((_, events)) => events.push(event),
+                None => lanes.push((handler, vec![event])),
+            }
+        }
+        let results = join_all(lanes.iter().map(|(handler, events)| async move {
+            for event in events {
+                attempt(inner, group, handler, event).await?;
+            }
+            StoreResult::Ok(())
+        }))
+        .await;
+        results.into_iter().collect::<StoreResult<Vec<()>>>()?;
+        if inner.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let topics = group.topics.lock().map(|t| t.clone()).unwrap_or_default();
+        inner.store.save_cursor(&group.id, &topics, last).await?;
+    }
+}
+
+/// Delivers one event to the handler its key maps to; true when it was handled.
+pub(super) async fn deliver<S: StateStore + Clone + 'static>(inner: &Arc<Inner<S>>, group: &Arc<Group>, event: &StoredEvent) -> StoreResult<bool> {
+    match group.handler_for(&event.ordering_key) {
+        Some(handler) => attempt(inner, group, &handler, event).await,
+        None => Ok(false),
+    }
+}
+
+/// Calls the handler with retries; parks the event after the last failed attempt.
+async fn attempt<S: StateStore + Clone + 'static>(
+    inner: &Arc<Inner<S>>,
+    group: &Arc<Group>,
+    handler: &super::Handler,
+    event: &StoredEvent,
+) -> StoreResult<bool> {
+    let settings = inner.settings;
+    let mut backoff = settings.initial_backoff;
+    let mut last_error = String::new();
+    for attempt in 1..=settings.max_attempts.max(1) {
+        let outcome = AssertUnwindSafe(handler(event.params.clone())).catch_unwind().await;
+        match outcome {
+            Ok(Ok(())) => return Ok(true),
+            Ok(Err(e)) => last_error = e.to_string(),
+            Err(_) => last_error = "handler panicked".to_string(),
+        }
+        tracing::debug!(subscriber = %group.id, seq = event.seq, attempt, error = %last_error, "handler failed");
+        if attempt < settings.max_attempts {
+            tokio::select! {
+                // Not parked: the cursor is not saved either, so it is delivered after restart.
+                () = inner.shutdown.cancelled() => return Ok(false),
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(settings.max_backoff);
+        }
+    }
+    tracing::warn!(subscriber = %group.id, seq = event.seq, error = %last_error, "event parked as dead");
+    inner.store.park(&group.id, event.seq, settings.max_attempts, &last_error).await?;
+    Ok(false)
+}
