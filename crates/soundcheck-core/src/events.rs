@@ -99,7 +99,10 @@ impl CheckStatusChange {
         EventParams {
             topic: CHECK_STATUS_CHANGE_TOPIC.to_string(),
             event_payload: serde_json::to_value(self).unwrap_or_default(),
-            metadata: Some(BTreeMap::from([(METADATA_EVENT_ID.to_string(), MetadataValue::One(event_id.to_string()))])),
+            metadata: Some(BTreeMap::from([(
+                METADATA_EVENT_ID.to_string(),
+                MetadataValue::One(event_id.to_string()),
+            )])),
         }
     }
 
@@ -111,10 +114,20 @@ impl CheckStatusChange {
 
 impl CertificationChange {
     /// The envelope, with `eventId` and (when there was one) `previousCumulativeState`.
-    pub fn into_params(self, event_id: &str, previous_cumulative: Option<CertState>) -> EventParams {
-        let mut metadata = BTreeMap::from([(METADATA_EVENT_ID.to_string(), MetadataValue::One(event_id.to_string()))]);
+    pub fn into_params(
+        self,
+        event_id: &str,
+        previous_cumulative: Option<CertState>,
+    ) -> EventParams {
+        let mut metadata = BTreeMap::from([(
+            METADATA_EVENT_ID.to_string(),
+            MetadataValue::One(event_id.to_string()),
+        )]);
         if let Some(prev) = previous_cumulative {
-            metadata.insert(METADATA_PREVIOUS_CUMULATIVE_STATE.to_string(), MetadataValue::One(prev.as_str().to_string()));
+            metadata.insert(
+                METADATA_PREVIOUS_CUMULATIVE_STATE.to_string(),
+                MetadataValue::One(prev.as_str().to_string()),
+            );
         }
         EventParams {
             topic: CERTIFICATION_CHANGE_TOPIC.to_string(),
@@ -125,7 +138,10 @@ impl CertificationChange {
 
     /// The key events of one (track, entity, level, scope) are ordered by.
     pub fn ordering_key(&self) -> String {
-        format!("cert|{}|{}|{}|{}", self.track_id, self.entity_ref, self.level_ordinal, self.scope)
+        format!(
+            "cert|{}|{}|{}|{}",
+            self.track_id, self.entity_ref, self.level_ordinal, self.scope
+        )
     }
 }
 

@@ -58,7 +58,10 @@ impl Exemptions {
     pub fn resolve(pairs: &[(String, String)], engine: &Engine, catalog: &Catalog) -> Self {
         let mut map: HashMap<usize, Vec<usize>> = HashMap::new();
         for (check_id, entity_ref) in pairs {
-            if let (Some(check), Some(entity)) = (engine.check_position(check_id), catalog.position(entity_ref)) {
+            if let (Some(check), Some(entity)) = (
+                engine.check_position(check_id),
+                catalog.position(entity_ref),
+            ) {
                 map.entry(entity).or_default().push(check);
             }
         }
@@ -66,7 +69,9 @@ impl Exemptions {
     }
 
     fn is_exempt(&self, entity: usize, check: usize) -> bool {
-        self.0.get(&entity).is_some_and(|checks| checks.contains(&check))
+        self.0
+            .get(&entity)
+            .is_some_and(|checks| checks.contains(&check))
     }
 }
 

@@ -12,10 +12,10 @@ use soundcheck_core::Engine;
 
 use super::{Exit, load_config};
 use crate::batch::Batch;
-use crate::cli::persist::Persist;
 use crate::batch::gate::{Offender, Requirement, offenders, parse_requirement};
 use crate::batch::output::LineWriter;
 use crate::batch::summary::Summary;
+use crate::cli::persist::Persist;
 use crate::input::{catalog, facts};
 
 /// Flags of `soundcheck evaluate`.
@@ -155,27 +155,58 @@ fn prepare(args: &EvaluateArgs) -> anyhow::Result<Result<Prepared, Exit>> {
             facts.stats.unknown_entity
         );
     }
-    Ok(Ok(Prepared { events_enabled: loaded.config.events_enabled, engine, requirements, catalog, facts }))
+    Ok(Ok(Prepared {
+        events_enabled: loaded.config.events_enabled,
+        engine,
+        requirements,
+        catalog,
+        facts,
+    }))
 }
 
 /// Runs the command.
 pub fn run(args: &EvaluateArgs) -> anyhow::Result<Exit> {
     let started = Instant::now();
-    let Prepared { events_enabled, engine, requirements, catalog, facts } = match prepare(args)? {
+    let Prepared {
+        events_enabled,
+        engine,
+        requirements,
+        catalog,
+        facts,
+    } = match prepare(args)? {
         Ok(p) => p,
         Err(exit) => return Ok(exit),
     };
     let mut persist = match &args.database {
-        Some(url) => Some(Persist::open(url, args.events_out.as_deref(), events_enabled, &engine, &catalog)?),
+        Some(url) => Some(Persist::open(
+            url,
+            args.events_out.as_deref(),
+            events_enabled,
+            &engine,
+            &catalog,
+        )?),
         None => None,
     };
-    let exemptions = persist.as_ref().map(|p| p.exemptions.clone()).unwrap_or_default();
+    let exemptions = persist
+        .as_ref()
+        .map(|p| p.exemptions.clone())
+        .unwrap_or_default();
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
-    let mut writer = LineWriter::create(&engine, &facts, args.results_out.as_deref(), args.certifications_out.as_deref())?;
+    let mut writer = LineWriter::create(
+        &engine,
+        &facts,
+        args.results_out.as_deref(),
+        args.certifications_out.as_deref(),
+    )?;
     let mut summary = Summary::new(&engine);
     let mut found: Vec<Offender> = Vec::new();
     let progress = progress_bar(catalog.entities.len() as u64);
-    let batch = Batch { engine: &engine, catalog: &catalog, facts: &facts, exemptions: &exemptions };
+    let batch = Batch {
+        engine: &engine,
+        catalog: &catalog,
+        facts: &facts,
+        exemptions: &exemptions,
+    };
     let evaluating = batch.run(|block| {
         if let Some(p) = persist.as_mut() {
             p.save(&engine, &catalog, &facts, block)?;

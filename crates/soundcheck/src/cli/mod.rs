@@ -1,8 +1,8 @@
 //! Command-line definitions and dispatch.
 
 mod bench;
-mod persist;
 mod evaluate;
+mod persist;
 mod validate;
 
 use std::path::PathBuf;

@@ -31,14 +31,29 @@ pub struct Persist {
 
 impl Persist {
     /// Opens (and migrates) the database and reads the active exemptions.
-    pub fn open(url: &str, events_out: Option<&Path>, events_enabled: bool, engine: &Engine, catalog: &Catalog) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let store = runtime.block_on(SqlStore::open(url)).with_context(|| format!("cannot open database `{url}`"))?;
+    pub fn open(
+        url: &str,
+        events_out: Option<&Path>,
+        events_enabled: bool,
+        engine: &Engine,
+        catalog: &Catalog,
+    ) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let store = runtime
+            .block_on(SqlStore::open(url))
+            .with_context(|| format!("cannot open database `{url}`"))?;
         let now = chrono::Utc::now().timestamp_millis();
         let pairs = runtime.block_on(store.active_exemptions(now))?;
         let events_out = events_out
             .map(|p| {
-                OpenOptions::new().create(true).append(true).open(p).map(BufWriter::new).with_context(|| format!("cannot open `{}`", p.display()))
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map(BufWriter::new)
+                    .with_context(|| format!("cannot open `{}`", p.display()))
             })
             .transpose()?;
         Ok(Self {
@@ -54,22 +69,45 @@ impl Persist {
     }
 
     /// Compares a block with the stored state and writes its changes.
-    pub fn save(&mut self, engine: &Engine, catalog: &Catalog, facts: &FactSet, block: &[EntityReport]) -> anyhow::Result<()> {
-        let refs: Vec<String> = block.iter().map(|r| catalog.entities[r.entity].entity_ref.to_string()).collect();
+    pub fn save(
+        &mut self,
+        engine: &Engine,
+        catalog: &Catalog,
+        facts: &FactSet,
+        block: &[EntityReport],
+    ) -> anyhow::Result<()> {
+        let refs: Vec<String> = block
+            .iter()
+            .map(|r| catalog.entities[r.entity].entity_ref.to_string())
+            .collect();
         let stored_results = index_results(self.runtime.block_on(self.store.results_of(&refs))?);
-        let stored_certs = index_certifications(self.runtime.block_on(self.store.certifications_of(&refs))?);
+        let stored_certs =
+            index_certifications(self.runtime.block_on(self.store.certifications_of(&refs))?);
         let entity_ref = |i: usize| catalog.entities[i].entity_ref.to_string();
-        let names = Names { engine, entity_ref: &entity_ref, scopes: &facts.scopes };
-        let mut changes = StateChanges { now_ms: chrono::Utc::now().timestamp_millis(), ..Default::default() };
+        let names = Names {
+            engine,
+            entity_ref: &entity_ref,
+            scopes: &facts.scopes,
+        };
+        let mut changes = StateChanges {
+            now_ms: chrono::Utc::now().timestamp_millis(),
+            ..Default::default()
+        };
         diff_reports(&names, block, &stored_results, &stored_certs, &mut changes);
         self.result_changes += changes.results.len() as u64;
         self.certification_changes += changes.certifications.len() as u64;
-        let applied = self.runtime.block_on(self.store.apply(&changes, self.events_enabled)).context("cannot save state")?;
+        let applied = self
+            .runtime
+            .block_on(self.store.apply(&changes, self.events_enabled))
+            .context("cannot save state")?;
         self.events += u64::try_from(applied.events()).unwrap_or(0);
         if let Some(out) = self.events_out.as_mut() {
             let mut after = applied.first_seq - 1;
             while after < applied.last_seq {
-                let page = self.runtime.block_on(self.store.events_after(after, (applied.last_seq - after).min(10_000)))?;
+                let page = self.runtime.block_on(
+                    self.store
+                        .events_after(after, (applied.last_seq - after).min(10_000)),
+                )?;
                 let Some(last) = page.last() else { break };
                 after = last.seq;
                 for event in &page {
@@ -92,7 +130,11 @@ impl Persist {
             self.result_changes,
             self.certification_changes,
             self.events,
-            if self.events_enabled { "" } else { " (soundcheck.events.enabled is off)" }
+            if self.events_enabled {
+                ""
+            } else {
+                " (soundcheck.events.enabled is off)"
+            }
         );
         Ok(())
     }

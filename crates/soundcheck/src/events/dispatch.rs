@@ -17,7 +17,9 @@ pub(super) async fn run<S: StateStore + Clone + 'static>(inner: Arc<Inner<S>>, g
     loop {
         match drain(&inner, &group).await {
             Ok(()) => {}
-            Err(e) => tracing::warn!(subscriber = %group.id, error = %e, "event delivery failed; retrying"),
+            Err(e) => {
+                tracing::warn!(subscriber = %group.id, error = %e, "event delivery failed; retrying")
+            }
         }
         tokio::select! {
             () = inner.shutdown.cancelled() => return,
@@ -28,19 +30,27 @@ pub(super) async fn run<S: StateStore + Clone + 'static>(inner: Arc<Inner<S>>, g
 }
 
 /// Delivers batches until the outbox has nothing after the cursor.
-async fn drain<S: StateStore + Clone + 'static>(inner: &Arc<Inner<S>>, group: &Arc<Group>) -> StoreResult<()> {
+async fn drain<S: StateStore + Clone + 'static>(
+    inner: &Arc<Inner<S>>,
+    group: &Arc<Group>,
+) -> StoreResult<()> {
     loop {
         if inner.shutdown.is_cancelled() {
             return Ok(());
         }
         let cursor = inner.store.cursor(&group.id).await?.unwrap_or(0);
-        let batch = inner.store.events_after(cursor, inner.settings.batch_size).await?;
+        let batch = inner
+            .store
+            .events_after(cursor, inner.settings.batch_size)
+            .await?;
         let Some(last) = batch.last().map(|e| e.seq) else {
             return Ok(());
         };
         let mut lanes: Vec<(super::Handler, Vec<&StoredEvent>)> = Vec::new();
         for event in batch.iter().filter(|e| group.wants(&e.params.topic)) {
-            let Some(handler) = group.handler_for(&event.ordering_key) else { continue };
+            let Some(handler) = group.handler_for(&event.ordering_key) else {
+                continue;
+            };
             match lanes.iter_mut().find(|(h, _)| Arc::ptr_eq(h, &handler)) {
                 Some((_, events)) => events.push(event),
                 None => lanes.push((handler, vec![event])),
@@ -63,7 +73,11 @@ async fn drain<S: StateStore + Clone + 'static>(inner: &Arc<Inner<S>>, group: &A
 }
 
 /// Delivers one event to the handler its key maps to; true when it was handled.
-pub(super) async fn deliver<S: StateStore + Clone + 'static>(inner: &Arc<Inner<S>>, group: &Arc<Group>, event: &StoredEvent) -> StoreResult<bool> {
+pub(super) async fn deliver<S: StateStore + Clone + 'static>(
+    inner: &Arc<Inner<S>>,
+    group: &Arc<Group>,
+    event: &StoredEvent,
+) -> StoreResult<bool> {
     match group.handler_for(&event.ordering_key) {
         Some(handler) => attempt(inner, group, &handler, event).await,
         None => Ok(false),
@@ -81,7 +95,9 @@ async fn attempt<S: StateStore + Clone + 'static>(
     let mut backoff = settings.initial_backoff;
     let mut last_error = String::new();
     for attempt in 1..=settings.max_attempts.max(1) {
-        let outcome = AssertUnwindSafe(handler(event.params.clone())).catch_unwind().await;
+        let outcome = AssertUnwindSafe(handler(event.params.clone()))
+            .catch_unwind()
+            .await;
         match outcome {
             Ok(Ok(())) => return Ok(true),
             Ok(Err(e)) => last_error = e.to_string(),
@@ -98,6 +114,9 @@ async fn attempt<S: StateStore + Clone + 'static>(
         }
     }
     tracing::warn!(subscriber = %group.id, seq = event.seq, error = %last_error, "event parked as dead");
-    inner.store.park(&group.id, event.seq, settings.max_attempts, &last_error).await?;
+    inner
+        .store
+        .park(&group.id, event.seq, settings.max_attempts, &last_error)
+        .await?;
     Ok(false)
 }

@@ -31,7 +31,8 @@ use crate::store::{DeadEvent, StateStore, StoreResult, StoredEvent, ordering_key
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An `onEvent` handler.
-pub type Handler = Arc<dyn Fn(EventParams) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
+pub type Handler =
+    Arc<dyn Fn(EventParams) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
 
 /// Wraps an async closure as a [`Handler`].
 pub fn handler<F, Fut>(f: F) -> Handler
@@ -137,7 +138,9 @@ impl Group {
     }
 
     fn wants(&self, topic: &str) -> bool {
-        self.topics.lock().is_ok_and(|t| t.iter().any(|x| x == topic))
+        self.topics
+            .lock()
+            .is_ok_and(|t| t.iter().any(|x| x == topic))
     }
 }
 
@@ -157,7 +160,9 @@ pub struct EventsService<S> {
 
 impl<S> Clone for EventsService<S> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone() }
+        Self {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -211,7 +216,11 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
             match groups.get(&options.id) {
                 Some(g) => (g.clone(), false),
                 None => {
-                    let g = Arc::new(Group { id: options.id.clone(), topics: Mutex::new(Vec::new()), handlers: Mutex::new(Vec::new()) });
+                    let g = Arc::new(Group {
+                        id: options.id.clone(),
+                        topics: Mutex::new(Vec::new()),
+                        handlers: Mutex::new(Vec::new()),
+                    });
                     groups.insert(options.id.clone(), g.clone());
                     (g, true)
                 }
@@ -226,7 +235,11 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
             }
             topics.clone()
         };
-        group.handlers.lock().map_err(|_| poisoned())?.push(options.on_event.clone());
+        group
+            .handlers
+            .lock()
+            .map_err(|_| poisoned())?
+            .push(options.on_event.clone());
         if let Some(seq) = cursor {
             store.save_cursor(&options.id, &topics, seq).await?;
         }
@@ -239,7 +252,14 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
 
     /// Every subscriber id of this process, with its cursor and lag.
     pub async fn subscribers(&self) -> StoreResult<Vec<SubscriberInfo>> {
-        let groups: Vec<Arc<Group>> = self.inner.groups.lock().map_err(|_| poisoned())?.values().cloned().collect();
+        let groups: Vec<Arc<Group>> = self
+            .inner
+            .groups
+            .lock()
+            .map_err(|_| poisoned())?
+            .values()
+            .cloned()
+            .collect();
         let last = self.inner.store.last_seq().await?;
         let mut out = Vec::new();
         for g in groups {
@@ -264,7 +284,13 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
     /// Delivers a subscriber's parked events again (with retries); those that fail again stay
     /// parked.
     pub async fn replay_dead(&self, id: &str) -> StoreResult<ReplayReport> {
-        let group = self.inner.groups.lock().map_err(|_| poisoned())?.get(id).cloned();
+        let group = self
+            .inner
+            .groups
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(id)
+            .cloned();
         let Some(group) = group else {
             return Ok(ReplayReport::default());
         };

@@ -8,7 +8,9 @@ use soundcheck_core::Engine;
 use soundcheck_core::model::{CertState, CheckState};
 
 use crate::batch::EntityReport;
-use crate::store::{CertificationChange, ResultChange, StateChanges, StoredCertification, StoredResult, Touch};
+use crate::store::{
+    CertificationChange, ResultChange, StateChanges, StoredCertification, StoredResult, Touch,
+};
 
 /// Stored check states by (check id, entity ref, scope).
 pub type ResultIndex = HashMap<(String, String, String), CheckState>;
@@ -17,13 +19,20 @@ pub type CertificationIndex = HashMap<(String, String, u32, String), (CertState,
 
 /// Indexes stored results for lookups.
 pub fn index_results(rows: Vec<StoredResult>) -> ResultIndex {
-    rows.into_iter().map(|r| ((r.check_id, r.entity_ref, r.scope), r.state)).collect()
+    rows.into_iter()
+        .map(|r| ((r.check_id, r.entity_ref, r.scope), r.state))
+        .collect()
 }
 
 /// Indexes stored certifications for lookups.
 pub fn index_certifications(rows: Vec<StoredCertification>) -> CertificationIndex {
     rows.into_iter()
-        .map(|c| ((c.track_id, c.entity_ref, c.level_ordinal, c.scope), (c.state, c.cumulative_state)))
+        .map(|c| {
+            (
+                (c.track_id, c.entity_ref, c.level_ordinal, c.scope),
+                (c.state, c.cumulative_state),
+            )
+        })
         .collect()
 }
 
@@ -50,16 +59,31 @@ pub fn diff_reports(
         let entity_ref = (names.entity_ref)(report.entity);
         for scope_report in &report.scopes {
             let scope = names.scopes[scope_report.scope as usize].clone();
-            changes.touched_results.push(Touch { entity_ref: entity_ref.clone(), scope: scope.clone() });
-            changes.touched_certifications.push(Touch { entity_ref: entity_ref.clone(), scope: scope.clone() });
+            changes.touched_results.push(Touch {
+                entity_ref: entity_ref.clone(),
+                scope: scope.clone(),
+            });
+            changes.touched_certifications.push(Touch {
+                entity_ref: entity_ref.clone(),
+                scope: scope.clone(),
+            });
             for (check, state) in scope_report.results.iter().enumerate() {
                 let Some(state) = *state else { continue };
-                let key = (engine.check_id(check).to_string(), entity_ref.clone(), scope.clone());
+                let key = (
+                    engine.check_id(check).to_string(),
+                    entity_ref.clone(),
+                    scope.clone(),
+                );
                 let previous = results.get(&key).copied();
                 if previous != Some(state) {
                     let (check_id, entity_ref, scope) = key;
                     changes.results.push(ResultChange {
-                        result: StoredResult { check_id, entity_ref, scope, state },
+                        result: StoredResult {
+                            check_id,
+                            entity_ref,
+                            scope,
+                            state,
+                        },
                         previous,
                         details: None,
                         message: None,
@@ -69,7 +93,12 @@ pub fn diff_reports(
             }
             for (track, levels) in scope_report.certifications.iter().enumerate() {
                 for level in levels.iter().flatten() {
-                    let key = (engine.track_id(track).to_string(), entity_ref.clone(), level.level_ordinal, scope.clone());
+                    let key = (
+                        engine.track_id(track).to_string(),
+                        entity_ref.clone(),
+                        level.level_ordinal,
+                        scope.clone(),
+                    );
                     let previous = certifications.get(&key).copied();
                     if previous != Some((level.state, level.cumulative_state)) {
                         let (track_id, entity_ref, level_ordinal, scope) = key;

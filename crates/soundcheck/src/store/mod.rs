@@ -144,11 +144,28 @@ impl Applied {
 /// The order key of an event: one (check, entity, scope) or (track, entity, level, scope), read
 /// from the payload of the two Soundcheck topics; the stored key (or the topic) otherwise.
 pub fn ordering_key(params: &EventParams, stored: Option<String>) -> String {
-    let field = |name: &str| params.event_payload.get(name).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).unwrap_or_default();
+    let field = |name: &str| {
+        params
+            .event_payload
+            .get(name)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .unwrap_or_default()
+    };
     match params.topic.as_str() {
-        soundcheck_core::events::CHECK_STATUS_CHANGE_TOPIC => format!("check|{}|{}|{}", field("checkId"), field("entityRef"), field("scope")),
+        soundcheck_core::events::CHECK_STATUS_CHANGE_TOPIC => format!(
+            "check|{}|{}|{}",
+            field("checkId"),
+            field("entityRef"),
+            field("scope")
+        ),
         soundcheck_core::events::CERTIFICATION_CHANGE_TOPIC => {
-            format!("cert|{}|{}|{}|{}", field("trackId"), field("entityRef"), field("levelOrdinal"), field("scope"))
+            format!(
+                "cert|{}|{}|{}|{}",
+                field("trackId"),
+                field("entityRef"),
+                field("levelOrdinal"),
+                field("scope")
+            )
         }
         _ => stored.unwrap_or_else(|| params.topic.clone()),
     }
@@ -175,9 +192,15 @@ impl StoredEvent {
         match &self.params.metadata {
             Some(metadata) => {
                 let metadata = serde_json::to_string(metadata).unwrap_or_else(|_| "{}".into());
-                format!(r#"{{"topic":{topic},"eventPayload":{},"metadata":{metadata}}}"#, self.payload_json)
+                format!(
+                    r#"{{"topic":{topic},"eventPayload":{},"metadata":{metadata}}}"#,
+                    self.payload_json
+                )
             }
-            None => format!(r#"{{"topic":{topic},"eventPayload":{}}}"#, self.payload_json),
+            None => format!(
+                r#"{{"topic":{topic},"eventPayload":{}}}"#,
+                self.payload_json
+            ),
         }
     }
 }
@@ -213,30 +236,69 @@ pub struct OutboxAudit {
 /// The storage interface of the evaluator and the events service.
 pub trait StateStore: Send + Sync {
     /// Stored check results of these entities.
-    fn results_of(&self, entity_refs: &[String]) -> impl Future<Output = StoreResult<Vec<StoredResult>>> + Send;
+    fn results_of(
+        &self,
+        entity_refs: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<StoredResult>>> + Send;
     /// Stored certifications of these entities.
-    fn certifications_of(&self, entity_refs: &[String]) -> impl Future<Output = StoreResult<Vec<StoredCertification>>> + Send;
+    fn certifications_of(
+        &self,
+        entity_refs: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<StoredCertification>>> + Send;
     /// Active exemptions (not revoked, not expired at `now_ms`) as (check id, entity ref).
-    fn active_exemptions(&self, now_ms: i64) -> impl Future<Output = StoreResult<Vec<(String, String)>>> + Send;
+    fn active_exemptions(
+        &self,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Vec<(String, String)>>> + Send;
     /// Writes state changes, their transitions and (when `events` is on) their events in one
     /// transaction; returns the range of outbox positions written.
-    fn apply(&self, changes: &StateChanges, events: bool) -> impl Future<Output = StoreResult<Applied>> + Send;
+    fn apply(
+        &self,
+        changes: &StateChanges,
+        events: bool,
+    ) -> impl Future<Output = StoreResult<Applied>> + Send;
     /// Appends an event published by someone else.
-    fn publish(&self, params: &EventParams, ordering_key: &str) -> impl Future<Output = StoreResult<StoredEvent>> + Send;
+    fn publish(
+        &self,
+        params: &EventParams,
+        ordering_key: &str,
+    ) -> impl Future<Output = StoreResult<StoredEvent>> + Send;
     /// Events after `after`, oldest first.
-    fn events_after(&self, after: i64, limit: i64) -> impl Future<Output = StoreResult<Vec<StoredEvent>>> + Send;
+    fn events_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> impl Future<Output = StoreResult<Vec<StoredEvent>>> + Send;
     /// The newest event's position (0 when none).
     fn last_seq(&self) -> impl Future<Output = StoreResult<i64>> + Send;
     /// A subscriber's durable cursor.
     fn cursor(&self, subscriber_id: &str) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
     /// Saves a subscriber's cursor and topics.
-    fn save_cursor(&self, subscriber_id: &str, topics: &[String], cursor: i64) -> impl Future<Output = StoreResult<()>> + Send;
+    fn save_cursor(
+        &self,
+        subscriber_id: &str,
+        topics: &[String],
+        cursor: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Parks an event for a subscriber.
-    fn park(&self, subscriber_id: &str, seq: i64, attempts: u32, error: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    fn park(
+        &self,
+        subscriber_id: &str,
+        seq: i64,
+        attempts: u32,
+        error: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Parked (not yet replayed) events of a subscriber.
-    fn dead_events(&self, subscriber_id: &str) -> impl Future<Output = StoreResult<Vec<DeadEvent>>> + Send;
+    fn dead_events(
+        &self,
+        subscriber_id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<DeadEvent>>> + Send;
     /// Marks a parked event replayed.
-    fn mark_replayed(&self, subscriber_id: &str, seq: i64) -> impl Future<Output = StoreResult<()>> + Send;
+    fn mark_replayed(
+        &self,
+        subscriber_id: &str,
+        seq: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Checks the outbox invariant.
     fn audit_outbox(&self) -> impl Future<Output = StoreResult<OutboxAudit>> + Send;
 }

@@ -4,28 +4,34 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::Row;
 use soundcheck_core::events::EventParams;
 use soundcheck_core::model::{CertState, CheckState};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::dialect::{self, Dialect};
 use super::{
-    Applied,
-    DeadEvent, OutboxAudit, StateChanges, StateStore, StoreError, StoreResult, StoredCertification, StoredEvent,
-    StoredResult,
+    Applied, DeadEvent, OutboxAudit, StateChanges, StateStore, StoreError, StoreResult,
+    StoredCertification, StoredEvent, StoredResult,
 };
 
 /// The migrations of one backend, embedded in the binary.
 fn migrator(sql: &'static str) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
-    Migrator::with_migrations(vec![Migration::new(1, "state".into(), MigrationType::Simple, sqlx::SqlStr::from_static(sql), false)])
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "state".into(),
+        MigrationType::Simple,
+        sqlx::SqlStr::from_static(sql),
+        false,
+    )])
 }
 
 const SQLITE_STATE: &str = include_str!("../../migrations/sqlite/0001_state.sql");
 const POSTGRES_STATE: &str = include_str!("../../migrations/postgres/0001_state.sql");
-
 
 /// The connection pool of one backend.
 #[derive(Debug, Clone)]
@@ -68,7 +74,10 @@ impl SqlStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30));
-            let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
             migrator(SQLITE_STATE).run(&pool).await?;
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -102,10 +111,17 @@ impl SqlStore {
 /// Creates database `name` on the PostgreSQL server of `server_url` (for test suites).
 pub async fn create_postgres_database(server_url: &str, name: &str) -> StoreResult<()> {
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(StoreError::Corrupt(format!("invalid database name `{name}`")));
+        return Err(StoreError::Corrupt(format!(
+            "invalid database name `{name}`"
+        )));
     }
-    let pool = PgPoolOptions::new().max_connections(1).connect(server_url).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&pool).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(server_url)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&pool)
+        .await?;
     pool.close().await;
     Ok(())
 }
@@ -113,11 +129,18 @@ pub async fn create_postgres_database(server_url: &str, name: &str) -> StoreResu
 /// The payload of the two Soundcheck topics re-written compactly with the contract's key order
 /// (PostgreSQL's `json_build_object` output has spaces around `:`).
 fn canonical_payload(params: &EventParams) -> Option<String> {
-    use soundcheck_core::events::{CERTIFICATION_CHANGE_TOPIC, CHECK_STATUS_CHANGE_TOPIC, CertificationChange, CheckStatusChange};
+    use soundcheck_core::events::{
+        CERTIFICATION_CHANGE_TOPIC, CHECK_STATUS_CHANGE_TOPIC, CertificationChange,
+        CheckStatusChange,
+    };
     let value = params.event_payload.clone();
     match params.topic.as_str() {
-        CHECK_STATUS_CHANGE_TOPIC => serde_json::from_value::<CheckStatusChange>(value).ok().and_then(|p| serde_json::to_string(&p).ok()),
-        CERTIFICATION_CHANGE_TOPIC => serde_json::from_value::<CertificationChange>(value).ok().and_then(|p| serde_json::to_string(&p).ok()),
+        CHECK_STATUS_CHANGE_TOPIC => serde_json::from_value::<CheckStatusChange>(value)
+            .ok()
+            .and_then(|p| serde_json::to_string(&p).ok()),
+        CERTIFICATION_CHANGE_TOPIC => serde_json::from_value::<CertificationChange>(value)
+            .ok()
+            .and_then(|p| serde_json::to_string(&p).ok()),
         _ => None,
     }
 }
@@ -127,15 +150,33 @@ fn check_state(text: &str) -> StoreResult<CheckState> {
 }
 
 fn cert_state(text: &str) -> StoreResult<CertState> {
-    CertState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("certification state `{text}`")))
+    CertState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("certification state `{text}`")))
 }
 
-fn decode_event(seq: i64, key: Option<String>, topic: String, payload: String, metadata: &str) -> StoreResult<StoredEvent> {
-    let event_payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(format!("event {seq} payload: {e}")))?;
-    let metadata = serde_json::from_str(metadata).map_err(|e| StoreError::Corrupt(format!("event {seq} metadata: {e}")))?;
-    let params = EventParams { topic, event_payload, metadata };
+fn decode_event(
+    seq: i64,
+    key: Option<String>,
+    topic: String,
+    payload: String,
+    metadata: &str,
+) -> StoreResult<StoredEvent> {
+    let event_payload = serde_json::from_str(&payload)
+        .map_err(|e| StoreError::Corrupt(format!("event {seq} payload: {e}")))?;
+    let metadata = serde_json::from_str(metadata)
+        .map_err(|e| StoreError::Corrupt(format!("event {seq} metadata: {e}")))?;
+    let params = EventParams {
+        topic,
+        event_payload,
+        metadata,
+    };
     let payload_json = canonical_payload(&params).unwrap_or(payload);
-    Ok(StoredEvent { seq, ordering_key: super::ordering_key(&params, key), params, payload_json })
+    Ok(StoredEvent {
+        seq,
+        ordering_key: super::ordering_key(&params, key),
+        params,
+        payload_json,
+    })
 }
 
 fn new_event_id() -> String {
@@ -149,9 +190,15 @@ fn result_rows(changes: &StateChanges, events: bool) -> String {
         .iter()
         .map(|c| {
             serde_json::json!([
-                c.result.check_id, c.result.entity_ref, c.result.scope, c.result.state.as_str(),
-                c.previous.map(CheckState::as_str), events.then(new_event_id),
-                c.details.as_ref().map(ToString::to_string), c.message, c.submitted_by,
+                c.result.check_id,
+                c.result.entity_ref,
+                c.result.scope,
+                c.result.state.as_str(),
+                c.previous.map(CheckState::as_str),
+                events.then(new_event_id),
+                c.details.as_ref().map(ToString::to_string),
+                c.message,
+                c.submitted_by,
             ])
         })
         .collect();
@@ -166,8 +213,15 @@ fn certification_rows(changes: &StateChanges, events: bool) -> String {
         .map(|c| {
             let s = &c.certification;
             serde_json::json!([
-                s.track_id, s.entity_ref, s.level_ordinal, s.scope, s.state.as_str(), s.cumulative_state.as_str(),
-                c.previous_state.map(CertState::as_str), c.previous_cumulative.map(CertState::as_str), events.then(new_event_id),
+                s.track_id,
+                s.entity_ref,
+                s.level_ordinal,
+                s.scope,
+                s.state.as_str(),
+                s.cumulative_state.as_str(),
+                c.previous_state.map(CertState::as_str),
+                c.previous_cumulative.map(CertState::as_str),
+                events.then(new_event_id),
             ])
         })
         .collect();
@@ -175,7 +229,10 @@ fn certification_rows(changes: &StateChanges, events: bool) -> String {
 }
 
 fn touch_rows(touches: &[super::Touch]) -> String {
-    let rows: Vec<[&str; 2]> = touches.iter().map(|t| [t.entity_ref.as_str(), t.scope.as_str()]).collect();
+    let rows: Vec<[&str; 2]> = touches
+        .iter()
+        .map(|t| [t.entity_ref.as_str(), t.scope.as_str()])
+        .collect();
     serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
 }
 
@@ -191,7 +248,10 @@ impl StateStore for SqlStore {
         })
     }
 
-    async fn certifications_of(&self, entity_refs: &[String]) -> StoreResult<Vec<StoredCertification>> {
+    async fn certifications_of(
+        &self,
+        entity_refs: &[String],
+    ) -> StoreResult<Vec<StoredCertification>> {
         let refs = serde_json::to_string(entity_refs).unwrap_or_else(|_| "[]".into());
         on_pool!(&self.pool, p => {
             let rows = sqlx::query(self.dialect.certifications_of).bind(refs.as_str()).fetch_all(p).await?;
@@ -222,9 +282,12 @@ impl StateStore for SqlStore {
         let d = self.dialect;
         let now = changes.now_ms;
         let results = (!changes.results.is_empty()).then(|| result_rows(changes, events));
-        let certs = (!changes.certifications.is_empty()).then(|| certification_rows(changes, events));
-        let touched_results = (!changes.touched_results.is_empty()).then(|| touch_rows(&changes.touched_results));
-        let touched_certs = (!changes.touched_certifications.is_empty()).then(|| touch_rows(&changes.touched_certifications));
+        let certs =
+            (!changes.certifications.is_empty()).then(|| certification_rows(changes, events));
+        let touched_results =
+            (!changes.touched_results.is_empty()).then(|| touch_rows(&changes.touched_results));
+        let touched_certs = (!changes.touched_certifications.is_empty())
+            .then(|| touch_rows(&changes.touched_certifications));
         on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
             if let Some(lock) = d.lock_event_log.filter(|_| events) {
@@ -272,7 +335,12 @@ impl StateStore for SqlStore {
                 .bind(payload_json.as_str()).bind(metadata.as_str()).bind(now)
                 .fetch_one(p).await?.try_get(0)?
         });
-        Ok(StoredEvent { seq, ordering_key: ordering_key.to_string(), params: params.clone(), payload_json })
+        Ok(StoredEvent {
+            seq,
+            ordering_key: ordering_key.to_string(),
+            params: params.clone(),
+            payload_json,
+        })
     }
 
     async fn events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<StoredEvent>> {
@@ -299,7 +367,12 @@ impl StateStore for SqlStore {
         })
     }
 
-    async fn save_cursor(&self, subscriber_id: &str, topics: &[String], cursor: i64) -> StoreResult<()> {
+    async fn save_cursor(
+        &self,
+        subscriber_id: &str,
+        topics: &[String],
+        cursor: i64,
+    ) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO subscriptions (subscriber_id, cursor, topics, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
             ON CONFLICT (subscriber_id) DO UPDATE SET cursor = excluded.cursor, topics = excluded.topics, updated_at = excluded.updated_at";
         let topics = serde_json::to_string(topics).unwrap_or_else(|_| "[]".into());
@@ -310,7 +383,13 @@ impl StateStore for SqlStore {
         Ok(())
     }
 
-    async fn park(&self, subscriber_id: &str, seq: i64, attempts: u32, error: &str) -> StoreResult<()> {
+    async fn park(
+        &self,
+        subscriber_id: &str,
+        seq: i64,
+        attempts: u32,
+        error: &str,
+    ) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO dead_events (subscriber_id, seq, attempts, last_error, dead_at) VALUES ($1, $2, $3, $4, $5) \
             ON CONFLICT (subscriber_id, seq) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error, dead_at = excluded.dead_at, replayed_at = NULL";
         let now = chrono::Utc::now().timestamp_millis();
@@ -340,7 +419,8 @@ impl StateStore for SqlStore {
     }
 
     async fn mark_replayed(&self, subscriber_id: &str, seq: i64) -> StoreResult<()> {
-        const SQL: &str = "UPDATE dead_events SET replayed_at = $3 WHERE subscriber_id = $1 AND seq = $2";
+        const SQL: &str =
+            "UPDATE dead_events SET replayed_at = $3 WHERE subscriber_id = $1 AND seq = $2";
         let now = chrono::Utc::now().timestamp_millis();
         on_pool!(&self.pool, p => {
             sqlx::query(SQL).bind(subscriber_id).bind(seq).bind(now).execute(p).await?;

@@ -1,7 +1,9 @@
 //! Integration tests of the `soundcheck` binary: one test binary, modules by command.
 
 mod backends;
+mod crash;
 mod evaluate;
-mod state;
+mod events;
 mod helpers;
+mod state;
 mod validate;

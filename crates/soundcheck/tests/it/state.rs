@@ -1,14 +1,22 @@
 //! The state store's behaviour, on SQLite and (when configured) PostgreSQL: first states,
 //! changes, no-change, events disabled, and the exact payloads of both topics.
 
-use soundcheck::store::{CertificationChange, ResultChange, StateChanges, StateStore, StoredCertification, StoredResult, Touch};
+use soundcheck::store::{
+    CertificationChange, ResultChange, StateChanges, StateStore, StoredCertification, StoredResult,
+    Touch,
+};
 use soundcheck_core::model::{CertState, CheckState};
 
 use crate::backends;
 
 fn result(check: &str, state: CheckState, previous: Option<CheckState>) -> ResultChange {
     ResultChange {
-        result: StoredResult { check_id: check.into(), entity_ref: "component:default/a".into(), scope: "default".into(), state },
+        result: StoredResult {
+            check_id: check.into(),
+            entity_ref: "component:default/a".into(),
+            scope: "default".into(),
+            state,
+        },
         previous,
         details: None,
         message: None,
@@ -16,7 +24,11 @@ fn result(check: &str, state: CheckState, previous: Option<CheckState>) -> Resul
     }
 }
 
-fn cert(state: CertState, cumulative: CertState, previous: Option<(CertState, CertState)>) -> CertificationChange {
+fn cert(
+    state: CertState,
+    cumulative: CertState,
+    previous: Option<(CertState, CertState)>,
+) -> CertificationChange {
     CertificationChange {
         certification: StoredCertification {
             track_id: "t".into(),
@@ -32,7 +44,10 @@ fn cert(state: CertState, cumulative: CertState, previous: Option<(CertState, Ce
 }
 
 fn touch() -> Vec<Touch> {
-    vec![Touch { entity_ref: "component:default/a".into(), scope: "default".into() }]
+    vec![Touch {
+        entity_ref: "component:default/a".into(),
+        scope: "default".into(),
+    }]
 }
 
 #[tokio::test]
@@ -41,7 +56,10 @@ async fn changes_store_transitions_and_exact_events() {
         let store = &b.store;
         let first = StateChanges {
             now_ms: 1_700_000_000_123,
-            results: vec![result("c1", CheckState::NotApplicable, None), result("c2", CheckState::Warning, None)],
+            results: vec![
+                result("c1", CheckState::NotApplicable, None),
+                result("c2", CheckState::Warning, None),
+            ],
             certifications: vec![cert(CertState::Passed, CertState::Passed, None)],
             touched_results: touch(),
             touched_certifications: touch(),
@@ -62,16 +80,32 @@ async fn changes_store_transitions_and_exact_events() {
         );
         for e in &events {
             let metadata = e.params.metadata.as_ref().unwrap();
-            assert_eq!(metadata.len(), 1, "{}: only eventId on a first state", b.name);
+            assert_eq!(
+                metadata.len(),
+                1,
+                "{}: only eventId on a first state",
+                b.name
+            );
             assert_eq!(e.params.event_id().unwrap().len(), 36);
         }
-        assert!(events[0].params.event_payload.get("previousState").is_none(), "omitted, not null");
+        assert!(
+            events[0]
+                .params
+                .event_payload
+                .get("previousState")
+                .is_none(),
+            "omitted, not null"
+        );
 
         // a change, and a level whose cumulative state alone changes
         let second = StateChanges {
             now_ms: 1_700_000_000_999,
             results: vec![result("c2", CheckState::Passed, Some(CheckState::Warning))],
-            certifications: vec![cert(CertState::Passed, CertState::Failed, Some((CertState::Passed, CertState::Passed)))],
+            certifications: vec![cert(
+                CertState::Passed,
+                CertState::Failed,
+                Some((CertState::Passed, CertState::Passed)),
+            )],
             touched_results: touch(),
             touched_certifications: touch(),
         };
@@ -92,25 +126,66 @@ async fn changes_store_transitions_and_exact_events() {
             "{}",
             b.name
         );
-        let stored = store.results_of(&["component:default/a".into()]).await.unwrap();
+        let stored = store
+            .results_of(&["component:default/a".into()])
+            .await
+            .unwrap();
         assert_eq!(stored.len(), 2);
-        assert!(stored.iter().any(|r| r.check_id == "c2" && r.state == CheckState::Passed), "{}", b.name);
-        let certs = store.certifications_of(&["component:default/a".into()]).await.unwrap();
-        assert_eq!((certs[0].state, certs[0].cumulative_state), (CertState::Passed, CertState::Failed));
+        assert!(
+            stored
+                .iter()
+                .any(|r| r.check_id == "c2" && r.state == CheckState::Passed),
+            "{}",
+            b.name
+        );
+        let certs = store
+            .certifications_of(&["component:default/a".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            (certs[0].state, certs[0].cumulative_state),
+            (CertState::Passed, CertState::Failed)
+        );
 
         // events disabled: transitions stored, nothing queued
-        let quiet = StateChanges { now_ms: 1_700_000_001_000, results: vec![result("c1", CheckState::Failed, Some(CheckState::NotApplicable))], ..Default::default() };
+        let quiet = StateChanges {
+            now_ms: 1_700_000_001_000,
+            results: vec![result(
+                "c1",
+                CheckState::Failed,
+                Some(CheckState::NotApplicable),
+            )],
+            ..Default::default()
+        };
         let applied = store.apply(&quiet, false).await.unwrap();
         assert_eq!(applied.events(), 0, "{}", b.name);
         let audit = store.audit_outbox().await.unwrap();
-        assert_eq!((audit.transitions_without_event, audit.events_without_transition), (0, 0), "{}: {audit:?}", b.name);
-        assert_eq!((audit.transitions, audit.events), (6, 5), "{}: {audit:?}", b.name);
+        assert_eq!(
+            (
+                audit.transitions_without_event,
+                audit.events_without_transition
+            ),
+            (0, 0),
+            "{}: {audit:?}",
+            b.name
+        );
+        assert_eq!(
+            (audit.transitions, audit.events),
+            (6, 5),
+            "{}: {audit:?}",
+            b.name
+        );
         assert_eq!(store.last_seq().await.unwrap(), 5);
     }
 }
 
 #[tokio::test]
 async fn an_unknown_database_url_is_a_clear_error() {
-    let err = soundcheck::store::SqlStore::open("mysql://x").await.unwrap_err();
-    assert_eq!(err.to_string(), "unsupported database URL `mysql://x`: expected sqlite://PATH or postgres://...");
+    let err = soundcheck::store::SqlStore::open("mysql://x")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unsupported database URL `mysql://x`: expected sqlite://PATH or postgres://..."
+    );
 }
