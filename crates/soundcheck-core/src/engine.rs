@@ -18,6 +18,8 @@ pub struct Engine {
     checks: Vec<CompiledCheck>,
     tracks: Vec<CompiledTrack>,
     check_index: HashMap<String, usize>,
+    readers: Vec<Vec<usize>>,
+    containing: Vec<Vec<usize>>,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +43,38 @@ struct CompiledTrack {
 struct CompiledLevel {
     ordinal: u32,
     entries: Vec<(usize, usize)>,
+}
+
+fn readers_of(
+    facts: &FactTable,
+    checks: &[CompiledCheck],
+    config: &SoundcheckConfig,
+) -> Vec<Vec<usize>> {
+    let mut readers = vec![Vec::new(); facts.len()];
+    for (i, check) in checks.iter().enumerate().filter(|(_, c)| c.rule.is_some()) {
+        let mut slots: Vec<FactSlot> = check.rule_slots.to_vec();
+        if let Some(app) = config.checks.get(i).and_then(|c| c.applicable.as_ref()) {
+            slots.extend(app.fact_refs().into_iter().filter_map(|r| facts.get(r)));
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        for slot in slots {
+            readers[slot.index()].push(i);
+        }
+    }
+    readers
+}
+
+fn containing_tracks(check_count: usize, tracks: &[CompiledTrack]) -> Vec<Vec<usize>> {
+    let mut containing = vec![Vec::new(); check_count];
+    for (t, track) in tracks.iter().enumerate() {
+        for &(check, _) in track.levels.iter().flat_map(|l| &l.entries) {
+            if !containing[check].contains(&t) {
+                containing[check].push(t);
+            }
+        }
+    }
+    containing
 }
 
 /// Which of the engine's distinct filters admit one entity; computed once per entity.
@@ -102,7 +136,7 @@ impl Engine {
             .enumerate()
             .map(|(i, c)| (c.id.clone(), i))
             .collect();
-        let tracks = config
+        let tracks: Vec<CompiledTrack> = config
             .tracks
             .iter()
             .filter(|t| !t.archived)
@@ -125,13 +159,28 @@ impl Engine {
                     .collect(),
             })
             .collect();
+        let readers = readers_of(&facts, &checks, config);
+        let containing = containing_tracks(checks.len(), &tracks);
         Self {
             facts,
             filters,
             checks,
             tracks,
             check_index,
+            readers,
+            containing,
         }
+    }
+
+    /// The checks (by position) whose rule or applicability rule reads the fact in `slot`:
+    /// the ones to re-evaluate when that fact changes.
+    pub fn checks_reading(&self, slot: FactSlot) -> &[usize] {
+        self.readers.get(slot.index()).map_or(&[], Vec::as_slice)
+    }
+
+    /// The tracks (by position) with the check at `check` in some level.
+    pub fn tracks_with_check(&self, check: usize) -> &[usize] {
+        self.containing.get(check).map_or(&[], Vec::as_slice)
     }
 
     /// The interned fact refs: facts slices passed to the engine are indexed by these slots.

@@ -2,6 +2,8 @@
 //! changes become state writes, transitions and events; unchanged pairs only move their
 //! last-checked time.
 
+pub mod live;
+
 use std::collections::HashMap;
 
 use soundcheck_core::Engine;

@@ -23,6 +23,7 @@ pub struct Dialect {
     pub insert_certification_events: &'static str,
     pub touch_results: &'static str,
     pub touch_certifications: &'static str,
+    pub touch_result_checks: &'static str,
     pub results_of: &'static str,
     pub certifications_of: &'static str,
     /// Serialises event writers so sequence numbers become visible in order (PostgreSQL).
@@ -81,6 +82,7 @@ pub const SQLITE: Dialect = Dialect {
         FROM stage_certifications ORDER BY idx",
     touch_results: "UPDATE check_results SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
     touch_certifications: "UPDATE certifications SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
+    touch_result_checks: "UPDATE check_results SET last_checked = $2 WHERE (entity_ref, scope, check_id) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(jsonb($1)))",
     results_of: "SELECT check_id, entity_ref, scope, state FROM check_results WHERE entity_ref IN (SELECT value FROM json_each($1))",
     certifications_of: "SELECT track_id, entity_ref, level_ordinal, scope, state, cumulative_state FROM certifications WHERE entity_ref IN (SELECT value FROM json_each($1))",
     lock_event_log: None,
@@ -117,6 +119,7 @@ pub const POSTGRES: Dialect = Dialect {
         FROM stage_certifications ORDER BY idx",
     touch_results: "UPDATE check_results SET last_checked = $2::bigint WHERE last_checked <> $2::bigint AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
     touch_certifications: "UPDATE certifications SET last_checked = $2::bigint WHERE last_checked <> $2::bigint AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
+    touch_result_checks: "UPDATE check_results SET last_checked = $2::bigint WHERE (entity_ref, scope, check_id) IN (SELECT value->>0, value->>1, value->>2 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
     results_of: "SELECT check_id, entity_ref, scope, state FROM check_results WHERE entity_ref IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
     certifications_of: "SELECT track_id, entity_ref, level_ordinal, scope, state, cumulative_state FROM certifications WHERE entity_ref IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
     lock_event_log: Some("SELECT pg_advisory_xact_lock(4242424242)"),

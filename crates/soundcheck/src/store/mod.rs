@@ -6,6 +6,17 @@
 //! PostgreSQL. A database URL picks the backend: `sqlite://soundcheck.db`,
 //! `postgres://user@host/db`. Migrations for each backend are applied on open.
 
+/// Runs the same code against whichever pool is open (expanded once per backend).
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::store::sql::Pool::Sqlite($p) => $body,
+            $crate::store::sql::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+mod catalog;
 mod dialect;
 mod sql;
 
@@ -15,6 +26,7 @@ use serde_json::Value;
 use soundcheck_core::events::EventParams;
 use soundcheck_core::model::{CertState, CheckState};
 
+pub use catalog::{CatalogStore, ExemptionRecord, FactRecord, Retention};
 pub use sql::{SqlStore, create_postgres_database};
 
 /// Errors at the storage boundary.
@@ -115,6 +127,8 @@ pub struct StateChanges {
     pub touched_results: Vec<Touch>,
     /// (entity, scope) pairs whose certifications were re-computed.
     pub touched_certifications: Vec<Touch>,
+    /// Single (entity, scope, check id) results re-evaluated without a change.
+    pub touched_checks: Vec<(String, String, String)>,
 }
 
 impl StateChanges {

@@ -35,25 +35,15 @@ const POSTGRES_STATE: &str = include_str!("../../migrations/postgres/0001_state.
 
 /// The connection pool of one backend.
 #[derive(Debug, Clone)]
-enum Pool {
+pub(super) enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
-}
-
-/// Runs the same code against whichever pool is open.
-macro_rules! on_pool {
-    ($pool:expr, $p:ident => $body:expr) => {
-        match $pool {
-            Pool::Sqlite($p) => $body,
-            Pool::Postgres($p) => $body,
-        }
-    };
 }
 
 /// The SQL store.
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: Pool,
+    pub(super) pool: Pool,
     dialect: &'static Dialect,
 }
 
@@ -288,13 +278,16 @@ impl StateStore for SqlStore {
             (!changes.touched_results.is_empty()).then(|| touch_rows(&changes.touched_results));
         let touched_certs = (!changes.touched_certifications.is_empty())
             .then(|| touch_rows(&changes.touched_certifications));
+        let touched_checks = (!changes.touched_checks.is_empty()).then(|| {
+            serde_json::to_string(&changes.touched_checks).unwrap_or_else(|_| "[]".into())
+        });
         on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
             if let Some(lock) = d.lock_event_log.filter(|_| events) {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
             let before: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?.try_get(0)?;
-            for (sql, rows) in [(d.touch_results, &touched_results), (d.touch_certifications, &touched_certs)] {
+            for (sql, rows) in [(d.touch_results, &touched_results), (d.touch_certifications, &touched_certs), (d.touch_result_checks, &touched_checks)] {
                 if let Some(rows) = rows {
                     sqlx::query(sql).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
                 }

@@ -5,5 +5,6 @@ mod crash;
 mod evaluate;
 mod events;
 mod helpers;
+mod live;
 mod state;
 mod validate;

@@ -63,6 +63,7 @@ async fn changes_store_transitions_and_exact_events() {
             certifications: vec![cert(CertState::Passed, CertState::Passed, None)],
             touched_results: touch(),
             touched_certifications: touch(),
+            touched_checks: Vec::new(),
         };
         let applied = store.apply(&first, true).await.unwrap();
         assert_eq!(applied.events(), 3, "{}", b.name);
@@ -108,6 +109,7 @@ async fn changes_store_transitions_and_exact_events() {
             )],
             touched_results: touch(),
             touched_certifications: touch(),
+            touched_checks: Vec::new(),
         };
         let applied = store.apply(&second, true).await.unwrap();
         let events = store.events_after(applied.first_seq - 1, 10).await.unwrap();

@@ -1,0 +1,249 @@
+//! Incremental evaluation as facts arrive: for each (entity, scope) only the checks that read
+//! the incoming facts are re-evaluated, then only the tracks containing a check whose state
+//! changed are re-certified. Changes, transitions and events are written in one transaction
+//! and the events service is woken.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::Value;
+use soundcheck_core::model::{CheckState, FactRef};
+use soundcheck_core::rules::compiled::SlotFacts;
+use soundcheck_core::{CheckView, Engine};
+
+use crate::events::EventsService;
+use crate::store::{
+    CatalogStore, CertificationChange, FactRecord, ResultChange, StateChanges, StateStore,
+    StoreResult, StoredCertification, StoredResult,
+};
+
+/// The built-in catalog collector's fact.
+const ENTITY_DESCRIPTOR: &str = crate::batch::ENTITY_DESCRIPTOR;
+
+/// What one submission did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubmitOutcome {
+    /// Facts stored.
+    pub facts: usize,
+    /// (entity, scope) pairs evaluated.
+    pub evaluated: usize,
+    /// Facts about entities that are not in the catalog (stored, not evaluated).
+    pub unknown_entities: usize,
+    /// Check results that changed.
+    pub result_changes: usize,
+    /// Certification levels that changed.
+    pub certification_changes: usize,
+    /// Events written.
+    pub events: i64,
+}
+
+/// The live evaluator over a store.
+pub struct LiveState<S> {
+    engine: Arc<Engine>,
+    store: S,
+    events: Option<EventsService<S>>,
+}
+
+impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
+    /// An evaluator; `events` is `Some` when `soundcheck.events.enabled`.
+    pub fn new(engine: Arc<Engine>, store: S, events: Option<EventsService<S>>) -> Self {
+        Self {
+            engine,
+            store,
+            events,
+        }
+    }
+
+    /// Stores facts and evaluates what they affect.
+    pub async fn submit_facts(&self, facts: Vec<FactRecord>) -> StoreResult<SubmitOutcome> {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.store.upsert_facts(&facts, now).await?;
+        let mut outcome = SubmitOutcome {
+            facts: facts.len(),
+            ..Default::default()
+        };
+        let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for f in &facts {
+            groups
+                .entry((f.entity_ref.clone(), f.scope.clone()))
+                .or_default()
+                .push(f.fact_ref.clone());
+        }
+        for ((entity_ref, scope), fact_refs) in groups {
+            let Some(entity) = self.store.entity(&entity_ref).await? else {
+                outcome.unknown_entities += 1;
+                continue;
+            };
+            outcome.evaluated += 1;
+            let changes = self
+                .evaluate(&entity_ref, &scope, &entity, &fact_refs)
+                .await?;
+            outcome.result_changes += changes.results.len();
+            outcome.certification_changes += changes.certifications.len();
+            let applied = self.store.apply(&changes, self.events.is_some()).await?;
+            outcome.events += applied.events();
+            if let Some(events) = &self.events {
+                events.notify_committed(applied.last_seq);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The changes that re-evaluating `fact_refs` of one entity and scope makes.
+    async fn evaluate(
+        &self,
+        entity_ref: &str,
+        scope: &str,
+        entity: &Value,
+        fact_refs: &[String],
+    ) -> StoreResult<StateChanges> {
+        let engine = &self.engine;
+        let table = engine.fact_table();
+        let stored_facts = self.store.facts_of(entity_ref, scope).await?;
+        let mut data: Vec<Option<&Value>> = vec![None; table.len()];
+        for (fact_ref, value) in &stored_facts {
+            if let Some(slot) = table
+                .get_str(fact_ref)
+                .filter(|_| fact_ref != ENTITY_DESCRIPTOR)
+            {
+                data[slot.index()] = Some(value);
+            }
+        }
+        if let Some(slot) = FactRef::parse(ENTITY_DESCRIPTOR)
+            .ok()
+            .and_then(|r| table.get(&r))
+        {
+            data[slot.index()] = Some(entity);
+        }
+        let mut affected: Vec<usize> = fact_refs
+            .iter()
+            .filter_map(|r| table.get_str(r))
+            .flat_map(|s| engine.checks_reading(s).to_vec())
+            .collect();
+        affected.sort_unstable();
+        affected.dedup();
+        let view = SlotFacts { table, data: &data };
+        let admissions = engine.admissions(entity);
+        let mut states: HashMap<usize, Option<CheckState>> = HashMap::new();
+        let stored: HashMap<String, CheckState> = self
+            .store
+            .results_of(&[entity_ref.to_string()])
+            .await?
+            .into_iter()
+            .filter(|r| r.scope == scope)
+            .map(|r| (r.check_id, r.state))
+            .collect();
+        let mut changes = StateChanges {
+            now_ms: chrono::Utc::now().timestamp_millis(),
+            ..Default::default()
+        };
+        let mut changed_checks = Vec::new();
+        for check in affected {
+            let new = engine.evaluate_check(check, &admissions, &view);
+            states.insert(check, new);
+            let id = engine.check_id(check);
+            let previous = stored.get(id).copied();
+            match new {
+                Some(state) if previous != Some(state) => {
+                    changed_checks.push(check);
+                    changes.results.push(ResultChange {
+                        result: StoredResult {
+                            check_id: id.to_string(),
+                            entity_ref: entity_ref.to_string(),
+                            scope: scope.to_string(),
+                            state,
+                        },
+                        previous,
+                        details: None,
+                        message: None,
+                        submitted_by: None,
+                    });
+                }
+                Some(_) => changes.touched_checks.push((
+                    entity_ref.to_string(),
+                    scope.to_string(),
+                    id.to_string(),
+                )),
+                None => {}
+            }
+        }
+        if !changed_checks.is_empty() {
+            let exempt = self.store.exemptions_of(entity_ref, changes.now_ms).await?;
+            let view = |c: usize| CheckView {
+                state: states
+                    .get(&c)
+                    .copied()
+                    .unwrap_or_else(|| stored.get(engine.check_id(c)).copied()),
+                exempt: exempt.iter().any(|e| e == engine.check_id(c)),
+            };
+            self.certify(
+                entity_ref,
+                scope,
+                &admissions,
+                &changed_checks,
+                view,
+                &mut changes,
+            )
+            .await?;
+        }
+        Ok(changes)
+    }
+
+    async fn certify(
+        &self,
+        entity_ref: &str,
+        scope: &str,
+        admissions: &soundcheck_core::Admissions,
+        changed_checks: &[usize],
+        view: impl Fn(usize) -> CheckView,
+        changes: &mut StateChanges,
+    ) -> StoreResult<()> {
+        let engine = &self.engine;
+        let mut tracks: Vec<usize> = changed_checks
+            .iter()
+            .flat_map(|c| engine.tracks_with_check(*c).to_vec())
+            .collect();
+        tracks.sort_unstable();
+        tracks.dedup();
+        let stored: HashMap<
+            (String, u32),
+            (
+                soundcheck_core::model::CertState,
+                soundcheck_core::model::CertState,
+            ),
+        > = self
+            .store
+            .certifications_of(&[entity_ref.to_string()])
+            .await?
+            .into_iter()
+            .filter(|c| c.scope == scope)
+            .map(|c| ((c.track_id, c.level_ordinal), (c.state, c.cumulative_state)))
+            .collect();
+        for track in tracks {
+            let Some(levels) = engine.certify(track, admissions, &view) else {
+                continue;
+            };
+            let track_id = engine.track_id(track);
+            for level in levels {
+                let previous = stored
+                    .get(&(track_id.to_string(), level.level_ordinal))
+                    .copied();
+                if previous != Some((level.state, level.cumulative_state)) {
+                    changes.certifications.push(CertificationChange {
+                        certification: StoredCertification {
+                            track_id: track_id.to_string(),
+                            entity_ref: entity_ref.to_string(),
+                            level_ordinal: level.level_ordinal,
+                            scope: scope.to_string(),
+                            state: level.state,
+                            cumulative_state: level.cumulative_state,
+                        },
+                        previous_state: previous.map(|p| p.0),
+                        previous_cumulative: previous.map(|p| p.1),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}

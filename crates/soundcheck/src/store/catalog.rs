@@ -1,0 +1,281 @@
+//! The catalog side of the store: entities, the latest fact per (entity, fact ref, scope) with
+//! its history and retention, exemptions, and the daily aggregates behind status history.
+
+use std::future::Future;
+
+use serde_json::Value;
+use sqlx::Row;
+
+use super::sql::SqlStore;
+use super::{StoreError, StoreResult};
+
+/// A fact as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactRecord {
+    /// The entity.
+    pub entity_ref: String,
+    /// `source:scope/name`.
+    pub fact_ref: String,
+    /// Evaluation scope.
+    pub scope: String,
+    /// The data.
+    pub data: Value,
+    /// When the fact was observed (ms); the newest wins.
+    pub timestamp_ms: i64,
+}
+
+/// Fact history retention (`soundcheck.retention.factHistory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Drop history older than this many milliseconds.
+    pub max_age_ms: Option<i64>,
+    /// Keep at most this many history rows per (entity, fact ref, scope).
+    pub max_per_fact: Option<i64>,
+}
+
+/// An exemption as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExemptionRecord {
+    /// The check.
+    pub check_id: String,
+    /// The entity.
+    pub entity_ref: String,
+    /// Why.
+    pub justification: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When (ms).
+    pub created_at: i64,
+    /// Optional expiry (ms).
+    pub expires_at: Option<i64>,
+    /// Revoked (kept for audit).
+    pub revoked: bool,
+}
+
+/// Entities, facts, exemptions and daily aggregates.
+pub trait CatalogStore: Send + Sync {
+    /// Adds or replaces entities.
+    fn upsert_entities(
+        &self,
+        entities: &[(String, Value)],
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// One entity's body.
+    fn entity(&self, entity_ref: &str) -> impl Future<Output = StoreResult<Option<Value>>> + Send;
+    /// Stores facts (history always; the latest only when not older than the stored one).
+    fn upsert_facts(
+        &self,
+        facts: &[FactRecord],
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The latest facts of one entity in one scope, as (fact ref, data).
+    fn facts_of(
+        &self,
+        entity_ref: &str,
+        scope: &str,
+    ) -> impl Future<Output = StoreResult<Vec<(String, Value)>>> + Send;
+    /// Applies retention and removes facts of entities that are gone; returns rows removed.
+    fn prune_facts(
+        &self,
+        retention: Retention,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Active exemptions of one entity (check ids).
+    fn exemptions_of(
+        &self,
+        entity_ref: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+    /// Creates an exemption.
+    fn create_exemption(
+        &self,
+        exemption: &ExemptionRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Revokes the active exemptions of a pair; returns how many.
+    fn revoke_exemption(
+        &self,
+        check_id: &str,
+        entity_ref: &str,
+        by: &str,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Writes the day's aggregate counts per check and per track level.
+    fn snapshot_daily(
+        &self,
+        day: &str,
+        number_of_entities: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Daily check counts of one check, oldest first: (day, [passed, failed, warning,
+    /// notApplicable, error, notReported, exempt], numberOfEntities).
+    fn check_history(
+        &self,
+        check_id: &str,
+        days: i64,
+    ) -> impl Future<Output = StoreResult<Vec<(String, [i64; 7], i64)>>> + Send;
+}
+
+const UPSERT_ENTITY: &str = "INSERT INTO entities (entity_ref, body, updated_at) VALUES ($1, $2, $3) \
+    ON CONFLICT (entity_ref) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at";
+const UPSERT_FACT: &str = "INSERT INTO facts (entity_ref, fact_ref, scope, data, timestamp, received_at) VALUES ($1, $2, $3, $4, $5, $6) \
+    ON CONFLICT (entity_ref, fact_ref, scope) DO UPDATE SET data = excluded.data, timestamp = excluded.timestamp, received_at = excluded.received_at \
+    WHERE excluded.timestamp >= facts.timestamp";
+const INSERT_FACT_HISTORY: &str = "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) VALUES ($1, $2, $3, $4, $5, $6)";
+const PRUNE_AGE: &str = "DELETE FROM fact_history WHERE received_at < $1";
+const PRUNE_COUNT: &str = "DELETE FROM fact_history WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
+    (PARTITION BY entity_ref, fact_ref, scope ORDER BY timestamp DESC, id DESC) AS rn FROM fact_history) ranked WHERE rn > $1)";
+const PRUNE_GONE: [&str; 2] = [
+    "DELETE FROM facts WHERE entity_ref NOT IN (SELECT entity_ref FROM entities)",
+    "DELETE FROM fact_history WHERE entity_ref NOT IN (SELECT entity_ref FROM entities)",
+];
+const DAILY_CHECKS: &str = "INSERT INTO daily_check_status (day, check_id, number_of_entities, passed, failed, warning, not_applicable, error, not_reported, exempt) \
+    SELECT $1, r.check_id, $2, \
+      CAST(SUM(CASE WHEN r.state = 'passed' THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(CASE WHEN r.state = 'failed' THEN 1 ELSE 0 END) AS BIGINT), \
+      CAST(SUM(CASE WHEN r.state = 'warning' THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(CASE WHEN r.state = 'not-applicable' THEN 1 ELSE 0 END) AS BIGINT), \
+      CAST(SUM(CASE WHEN r.state = 'error' THEN 1 ELSE 0 END) AS BIGINT), $2 - COUNT(*), \
+      (SELECT COUNT(*) FROM exemptions x WHERE x.check_id = r.check_id AND x.revoked = 0) \
+    FROM check_results r WHERE r.scope = 'default' GROUP BY r.check_id \
+    ON CONFLICT (day, check_id) DO UPDATE SET number_of_entities = excluded.number_of_entities, passed = excluded.passed, failed = excluded.failed, \
+      warning = excluded.warning, not_applicable = excluded.not_applicable, error = excluded.error, not_reported = excluded.not_reported, exempt = excluded.exempt";
+const DAILY_TRACKS: &str = "INSERT INTO daily_track_status (day, track_id, level_ordinal, number_of_entities, passed, failed, cumulatively_passed, cumulatively_failed, not_reported) \
+    SELECT $1, track_id, level_ordinal, $2, \
+      CAST(SUM(CASE WHEN state = 'passed' THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS BIGINT), \
+      CAST(SUM(CASE WHEN cumulative_state = 'passed' THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(CASE WHEN cumulative_state = 'failed' THEN 1 ELSE 0 END) AS BIGINT), \
+      $2 - COUNT(*) \
+    FROM certifications WHERE scope = 'default' GROUP BY track_id, level_ordinal \
+    ON CONFLICT (day, track_id, level_ordinal) DO UPDATE SET number_of_entities = excluded.number_of_entities, passed = excluded.passed, \
+      failed = excluded.failed, cumulatively_passed = excluded.cumulatively_passed, cumulatively_failed = excluded.cumulatively_failed, \
+      not_reported = excluded.not_reported";
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+impl CatalogStore for SqlStore {
+    async fn upsert_entities(&self, entities: &[(String, Value)], now_ms: i64) -> StoreResult<()> {
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            for (entity_ref, body) in entities {
+                sqlx::query(UPSERT_ENTITY).bind(entity_ref.as_str()).bind(body.to_string()).bind(now_ms).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn entity(&self, entity_ref: &str) -> StoreResult<Option<Value>> {
+        let body: Option<String> = on_pool!(&self.pool, p => {
+            sqlx::query("SELECT body FROM entities WHERE entity_ref = $1").bind(entity_ref).fetch_optional(p).await?
+                .map(|r| r.try_get::<String, _>(0)).transpose()?
+        });
+        body.map(|b| serde_json::from_str(&b).map_err(|e| corrupt("entity body", e)))
+            .transpose()
+    }
+
+    async fn upsert_facts(&self, facts: &[FactRecord], now_ms: i64) -> StoreResult<()> {
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            for f in facts {
+                let data = f.data.to_string();
+                for sql in [UPSERT_FACT, INSERT_FACT_HISTORY] {
+                    sqlx::query(sql).bind(f.entity_ref.as_str()).bind(f.fact_ref.as_str()).bind(f.scope.as_str()).bind(data.as_str())
+                        .bind(f.timestamp_ms).bind(now_ms).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn facts_of(&self, entity_ref: &str, scope: &str) -> StoreResult<Vec<(String, Value)>> {
+        let rows: Vec<(String, String)> = on_pool!(&self.pool, p => {
+            sqlx::query("SELECT fact_ref, data FROM facts WHERE entity_ref = $1 AND scope = $2").bind(entity_ref).bind(scope)
+                .fetch_all(p).await?.into_iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<StoreResult<Vec<_>>>()?
+        });
+        rows.into_iter()
+            .map(|(r, d)| {
+                Ok((
+                    r,
+                    serde_json::from_str(&d).map_err(|e| corrupt("fact data", e))?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn prune_facts(&self, retention: Retention, now_ms: i64) -> StoreResult<u64> {
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            let mut removed = 0;
+            if let Some(age) = retention.max_age_ms {
+                removed += sqlx::query(PRUNE_AGE).bind(now_ms - age).execute(&mut *tx).await?.rows_affected();
+            }
+            if let Some(count) = retention.max_per_fact {
+                removed += sqlx::query(PRUNE_COUNT).bind(count).execute(&mut *tx).await?.rows_affected();
+            }
+            for sql in PRUNE_GONE {
+                removed += sqlx::query(sql).execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(removed)
+        })
+    }
+
+    async fn exemptions_of(&self, entity_ref: &str, now_ms: i64) -> StoreResult<Vec<String>> {
+        const SQL: &str = "SELECT check_id FROM exemptions WHERE entity_ref = $1 AND revoked = 0 AND (expires_at IS NULL OR expires_at > $2)";
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(SQL).bind(entity_ref).bind(now_ms).fetch_all(p).await?;
+            rows.into_iter().map(|r| Ok(r.try_get(0)?)).collect()
+        })
+    }
+
+    async fn create_exemption(&self, e: &ExemptionRecord) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO exemptions (check_id, entity_ref, justification, created_by, created_at, expires_at, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        on_pool!(&self.pool, p => {
+            sqlx::query(SQL).bind(e.check_id.as_str()).bind(e.entity_ref.as_str()).bind(e.justification.as_str()).bind(e.created_by.as_str())
+                .bind(e.created_at).bind(e.expires_at).bind(i64::from(e.revoked)).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    async fn revoke_exemption(
+        &self,
+        check_id: &str,
+        entity_ref: &str,
+        by: &str,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        const SQL: &str = "UPDATE exemptions SET revoked = 1, revoked_by = $3, revoked_at = $4, revoke_reason = $5 WHERE check_id = $1 AND entity_ref = $2 AND revoked = 0";
+        on_pool!(&self.pool, p => Ok(sqlx::query(SQL).bind(check_id).bind(entity_ref).bind(by).bind(now_ms).bind(reason).execute(p).await?.rows_affected()))
+    }
+
+    async fn snapshot_daily(&self, day: &str, number_of_entities: i64) -> StoreResult<()> {
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(DAILY_CHECKS).bind(day).bind(number_of_entities).execute(&mut *tx).await?;
+            sqlx::query(DAILY_TRACKS).bind(day).bind(number_of_entities).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn check_history(
+        &self,
+        check_id: &str,
+        days: i64,
+    ) -> StoreResult<Vec<(String, [i64; 7], i64)>> {
+        const SQL: &str = "SELECT day, passed, failed, warning, not_applicable, error, not_reported, exempt, number_of_entities FROM daily_check_status \
+            WHERE check_id = $1 ORDER BY day DESC LIMIT $2";
+        let mut rows: Vec<(String, [i64; 7], i64)> = on_pool!(&self.pool, p => {
+            sqlx::query(SQL).bind(check_id).bind(days).fetch_all(p).await?.into_iter().map(|r| {
+                let mut counts = [0i64; 7];
+                for (i, c) in counts.iter_mut().enumerate() {
+                    *c = r.try_get(i + 1)?;
+                }
+                Ok((r.try_get(0)?, counts, r.try_get(8)?))
+            }).collect::<StoreResult<Vec<_>>>()?
+        });
+        rows.reverse();
+        Ok(rows)
+    }
+}
