@@ -80,7 +80,7 @@ fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
     items[rng.random_range(0..items.len())]
 }
 
-fn entity(i: usize, rng: &mut StdRng) -> Value {
+pub(crate) fn entity(i: usize, rng: &mut StdRng) -> Value {
     let tags: Vec<&str> = TAGS
         .iter()
         .copied()
@@ -103,7 +103,7 @@ fn entity(i: usize, rng: &mut StdRng) -> Value {
     })
 }
 
-fn entity_facts(rng: &mut StdRng) -> Vec<(&'static str, Value)> {
+pub(crate) fn entity_facts(rng: &mut StdRng) -> Vec<(&'static str, Value)> {
     vec![
         (
             "github:default/repo_details",
@@ -193,7 +193,7 @@ fn template(i: usize) -> Value {
     }
 }
 
-fn checks(count: usize) -> Vec<Value> {
+pub(crate) fn checks(count: usize) -> Vec<Value> {
     (0..count)
         .map(|i| {
             let mut check = template(i);
@@ -206,7 +206,7 @@ fn checks(count: usize) -> Vec<Value> {
         .collect()
 }
 
-fn tracks(count: usize, checks: usize, rng: &mut StdRng) -> Vec<Value> {
+pub(crate) fn tracks(count: usize, checks: usize, rng: &mut StdRng) -> Vec<Value> {
     (0..count)
         .map(|t| {
             let levels: Vec<Value> = (1..=3)

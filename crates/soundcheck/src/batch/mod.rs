@@ -4,6 +4,7 @@
 
 pub mod gate;
 pub mod generate;
+pub mod latency;
 pub mod output;
 pub mod summary;
 

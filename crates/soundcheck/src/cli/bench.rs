@@ -17,11 +17,14 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Write a synthetic config, catalog and facts for benchmarks.
     Generate(crate::batch::generate::GenerateArgs),
+    /// Measure how long a fact change takes to reach an in-process subscriber.
+    Latency(crate::batch::latency::LatencyArgs),
 }
 
 /// Runs the command.
 pub fn run(args: &BenchArgs) -> anyhow::Result<Exit> {
     match &args.command {
         BenchCommand::Generate(g) => crate::batch::generate::run(g).map(|()| Exit::Success),
+        BenchCommand::Latency(l) => crate::batch::latency::run(l).map(|()| Exit::Success),
     }
 }

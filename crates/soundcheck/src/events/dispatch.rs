@@ -4,6 +4,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::FutureExt;
 use futures::future::join_all;
@@ -11,34 +12,92 @@ use futures::future::join_all;
 use super::{Group, Inner};
 use crate::store::{StateStore, StoreResult, StoredEvent};
 
-/// The dispatcher loop of one id; ends on shutdown.
+/// Where the dispatcher stands: the delivered position and the last one saved.
+struct Position {
+    delivered: i64,
+    saved: i64,
+    saved_at: Instant,
+}
+
+/// The dispatcher loop of one id; saves its position and ends on shutdown.
 pub(super) async fn run<S: StateStore + Clone + 'static>(inner: Arc<Inner<S>>, group: Arc<Group>) {
     let mut committed = inner.committed.subscribe();
+    let mut position: Option<Position> = None;
     loop {
-        match drain(&inner, &group).await {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::warn!(subscriber = %group.id, error = %e, "event delivery failed; retrying")
+        if let Err(e) = drain(&inner, &group, &mut position).await {
+            tracing::warn!(subscriber = %group.id, error = %e, "event delivery failed; retrying");
+        }
+        let save_in = inner.settings.cursor_save_interval;
+        let pending = position.as_ref().is_some_and(|p| p.delivered != p.saved);
+        tokio::select! {
+            () = inner.shutdown.cancelled() => {
+                if let Err(e) = save(&inner, &group, &mut position, true).await {
+                    tracing::warn!(subscriber = %group.id, error = %e, "cannot save the cursor at shutdown");
+                }
+                return;
+            }
+            _ = committed.changed() => {}
+            () = tokio::time::sleep(if pending { save_in } else { inner.settings.poll_interval }) => {
+                if let Err(e) = save(&inner, &group, &mut position, true).await {
+                    tracing::warn!(subscriber = %group.id, error = %e, "cannot save the cursor");
+                }
             }
         }
-        tokio::select! {
-            () = inner.shutdown.cancelled() => return,
-            _ = committed.changed() => {}
-            () = tokio::time::sleep(inner.settings.poll_interval) => {}
-        }
     }
+}
+
+/// Saves the delivered position when forced or when it has waited long enough.
+async fn save<S: StateStore + Clone + 'static>(
+    inner: &Arc<Inner<S>>,
+    group: &Arc<Group>,
+    position: &mut Option<Position>,
+    force: bool,
+) -> StoreResult<()> {
+    let Some(p) = position.as_mut() else {
+        return Ok(());
+    };
+    if p.delivered == p.saved
+        || (!force && p.saved_at.elapsed() < inner.settings.cursor_save_interval)
+    {
+        return Ok(());
+    }
+    let topics = group.topics.lock().map(|t| t.clone()).unwrap_or_default();
+    inner
+        .store
+        .save_cursor(&group.id, &topics, p.delivered)
+        .await?;
+    p.saved = p.delivered;
+    p.saved_at = Instant::now();
+    Ok(())
 }
 
 /// Delivers batches until the outbox has nothing after the cursor.
 async fn drain<S: StateStore + Clone + 'static>(
     inner: &Arc<Inner<S>>,
     group: &Arc<Group>,
+    position: &mut Option<Position>,
 ) -> StoreResult<()> {
     loop {
         if inner.shutdown.is_cancelled() {
             return Ok(());
         }
-        let cursor = inner.store.cursor(&group.id).await?.unwrap_or(0);
+        let reset = group.cursor.lock().ok().and_then(|mut c| c.take());
+        if let Some(seq) = reset {
+            *position = Some(Position {
+                delivered: seq,
+                saved: seq,
+                saved_at: Instant::now(),
+            });
+        }
+        if position.is_none() {
+            let stored = inner.store.cursor(&group.id).await?.unwrap_or(0);
+            *position = Some(Position {
+                delivered: stored,
+                saved: stored,
+                saved_at: Instant::now(),
+            });
+        }
+        let cursor = position.as_ref().map_or(0, |p| p.delivered);
         let batch = inner
             .store
             .events_after(cursor, inner.settings.batch_size)
@@ -67,8 +126,11 @@ async fn drain<S: StateStore + Clone + 'static>(
         if inner.shutdown.is_cancelled() {
             return Ok(());
         }
-        let topics = group.topics.lock().map(|t| t.clone()).unwrap_or_default();
-        inner.store.save_cursor(&group.id, &topics, last).await?;
+        if let Some(p) = position.as_mut() {
+            p.delivered = last;
+        }
+        let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= inner.settings.batch_size;
+        save(inner, group, position, full).await?;
     }
 }
 

@@ -79,6 +79,9 @@ pub struct DeliverySettings {
     pub max_backoff: Duration,
     /// Events read per outbox query.
     pub batch_size: i64,
+    /// How long a delivered position may wait before it is saved (a crash redelivers at most
+    /// this much; delivery stays at-least-once).
+    pub cursor_save_interval: Duration,
     /// How often dispatchers look for events written by other processes.
     pub poll_interval: Duration,
 }
@@ -90,6 +93,7 @@ impl Default for DeliverySettings {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
             batch_size: 512,
+            cursor_save_interval: Duration::from_millis(250),
             poll_interval: Duration::from_millis(500),
         }
     }
@@ -123,6 +127,8 @@ struct Group {
     id: String,
     topics: Mutex<Vec<String>>,
     handlers: Mutex<Vec<Handler>>,
+    /// The cursor as the dispatcher knows it; `None` makes it read the stored one.
+    cursor: Mutex<Option<i64>>,
 }
 
 impl Group {
@@ -220,6 +226,7 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
                         id: options.id.clone(),
                         topics: Mutex::new(Vec::new()),
                         handlers: Mutex::new(Vec::new()),
+                        cursor: Mutex::new(None),
                     });
                     groups.insert(options.id.clone(), g.clone());
                     (g, true)
@@ -309,7 +316,12 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
     /// Moves a subscriber id's cursor (to replay from `seq`, or skip ahead).
     pub async fn reset_cursor(&self, id: &str, seq: i64) -> StoreResult<()> {
         let topics = match self.inner.groups.lock().map_err(|_| poisoned())?.get(id) {
-            Some(g) => g.topics.lock().map(|t| t.clone()).unwrap_or_default(),
+            Some(g) => {
+                if let Ok(mut cursor) = g.cursor.lock() {
+                    *cursor = Some(seq);
+                }
+                g.topics.lock().map(|t| t.clone()).unwrap_or_default()
+            }
             None => Vec::new(),
         };
         self.inner.store.save_cursor(id, &topics, seq).await?;

@@ -154,7 +154,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 impl CatalogStore for SqlStore {
     async fn upsert_entities(&self, entities: &[(String, Value)], now_ms: i64) -> StoreResult<()> {
         on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_sql()).await?;
             for (entity_ref, body) in entities {
                 sqlx::query(UPSERT_ENTITY).bind(entity_ref.as_str()).bind(body.to_string()).bind(now_ms).execute(&mut *tx).await?;
             }
@@ -174,7 +174,7 @@ impl CatalogStore for SqlStore {
 
     async fn upsert_facts(&self, facts: &[FactRecord], now_ms: i64) -> StoreResult<()> {
         on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_sql()).await?;
             for f in facts {
                 let data = f.data.to_string();
                 for sql in [UPSERT_FACT, INSERT_FACT_HISTORY] {
@@ -204,7 +204,7 @@ impl CatalogStore for SqlStore {
 
     async fn prune_facts(&self, retention: Retention, now_ms: i64) -> StoreResult<u64> {
         on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_sql()).await?;
             let mut removed = 0;
             if let Some(age) = retention.max_age_ms {
                 removed += sqlx::query(PRUNE_AGE).bind(now_ms - age).execute(&mut *tx).await?.rows_affected();
@@ -251,7 +251,7 @@ impl CatalogStore for SqlStore {
 
     async fn snapshot_daily(&self, day: &str, number_of_entities: i64) -> StoreResult<()> {
         on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_sql()).await?;
             sqlx::query(DAILY_CHECKS).bind(day).bind(number_of_entities).execute(&mut *tx).await?;
             sqlx::query(DAILY_TRACKS).bind(day).bind(number_of_entities).execute(&mut *tx).await?;
             tx.commit().await?;

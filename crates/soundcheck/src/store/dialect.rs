@@ -11,8 +11,10 @@
 
 /// The statements of one backend.
 pub struct Dialect {
-    /// Statements run before staging (create and empty the per-connection staging tables).
-    pub prepare_stage: &'static [&'static str],
+    /// Creates the per-connection staging tables (run when a connection opens).
+    pub create_stage: [&'static str; 2],
+    /// Empties a staging table before it is filled: results, certifications.
+    pub clear_stage: [&'static str; 2],
     pub stage_results: &'static str,
     pub stage_certifications: &'static str,
     pub upsert_results: &'static str,
@@ -53,9 +55,11 @@ macro_rules! from_stage {
 const STAGE: (&str, &str, &str, &str) = from_stage!();
 
 pub const SQLITE: Dialect = Dialect {
-    prepare_stage: &[
+    create_stage: [
         "CREATE TEMP TABLE IF NOT EXISTS stage_results (idx BIGINT, check_id TEXT, entity_ref TEXT, scope TEXT, state TEXT, previous_state TEXT, event_id TEXT, details TEXT, message TEXT, submitted_by TEXT)",
         "CREATE TEMP TABLE IF NOT EXISTS stage_certifications (idx BIGINT, track_id TEXT, entity_ref TEXT, level_ordinal BIGINT, scope TEXT, state TEXT, cumulative_state TEXT, previous_state TEXT, previous_cumulative_state TEXT, event_id TEXT)",
+    ],
+    clear_stage: [
         "DELETE FROM temp.stage_results",
         "DELETE FROM temp.stage_certifications",
     ],
@@ -89,10 +93,13 @@ pub const SQLITE: Dialect = Dialect {
 };
 
 pub const POSTGRES: Dialect = Dialect {
-    prepare_stage: &[
+    create_stage: [
         "CREATE TEMP TABLE IF NOT EXISTS stage_results (idx BIGINT, check_id TEXT, entity_ref TEXT, scope TEXT, state TEXT, previous_state TEXT, event_id TEXT, details TEXT, message TEXT, submitted_by TEXT)",
         "CREATE TEMP TABLE IF NOT EXISTS stage_certifications (idx BIGINT, track_id TEXT, entity_ref TEXT, level_ordinal BIGINT, scope TEXT, state TEXT, cumulative_state TEXT, previous_state TEXT, previous_cumulative_state TEXT, event_id TEXT)",
-        "TRUNCATE stage_results, stage_certifications",
+    ],
+    clear_stage: [
+        "DELETE FROM stage_results",
+        "DELETE FROM stage_certifications",
     ],
     stage_results: "INSERT INTO stage_results SELECT idx, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 \
         FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, idx)",

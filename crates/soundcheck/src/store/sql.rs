@@ -66,12 +66,31 @@ impl SqlStore {
                 .busy_timeout(Duration::from_secs(30));
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        for sql in dialect::SQLITE.create_stage {
+                            sqlx::query(sql).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
+                })
                 .connect_with(options)
                 .await?;
             migrator(SQLITE_STATE).run(&pool).await?;
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        for sql in dialect::POSTGRES.create_stage {
+                            sqlx::query(sql).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .connect(url)
+                .await?;
             migrator(POSTGRES_STATE).run(&pool).await?;
             Pool::Postgres(pool)
         } else {
@@ -82,6 +101,15 @@ impl SqlStore {
             Pool::Postgres(_) => &dialect::POSTGRES,
         };
         Ok(Self { pool, dialect })
+    }
+
+    /// How write transactions start: SQLite takes the write lock up front (`BEGIN IMMEDIATE`),
+    /// so a transaction that reads first never fails to upgrade under a concurrent writer.
+    pub(super) fn begin_sql(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "BEGIN IMMEDIATE",
+            Pool::Postgres(_) => "BEGIN",
+        }
     }
 
     /// `sqlite` or `postgres`.
@@ -282,20 +310,22 @@ impl StateStore for SqlStore {
             serde_json::to_string(&changes.touched_checks).unwrap_or_else(|_| "[]".into())
         });
         on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_sql()).await?;
             if let Some(lock) = d.lock_event_log.filter(|_| events) {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
-            let before: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?.try_get(0)?;
+            let before: i64 = if events {
+                sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?.try_get(0)?
+            } else {
+                0
+            };
             for (sql, rows) in [(d.touch_results, &touched_results), (d.touch_certifications, &touched_certs), (d.touch_result_checks, &touched_checks)] {
                 if let Some(rows) = rows {
                     sqlx::query(sql).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
                 }
             }
-            for sql in d.prepare_stage {
-                sqlx::query(*sql).execute(&mut *tx).await?;
-            }
             if let Some(rows) = &results {
+                sqlx::query(d.clear_stage[0]).execute(&mut *tx).await?;
                 sqlx::query(d.stage_results).bind(rows.as_str()).execute(&mut *tx).await?;
                 sqlx::query(d.upsert_results).bind(now).execute(&mut *tx).await?;
                 sqlx::query(d.insert_check_transitions).bind(now).execute(&mut *tx).await?;
@@ -304,6 +334,7 @@ impl StateStore for SqlStore {
                 }
             }
             if let Some(rows) = &certs {
+                sqlx::query(d.clear_stage[1]).execute(&mut *tx).await?;
                 sqlx::query(d.stage_certifications).bind(rows.as_str()).execute(&mut *tx).await?;
                 sqlx::query(d.upsert_certifications).bind(now).execute(&mut *tx).await?;
                 sqlx::query(d.insert_certification_transitions).bind(now).execute(&mut *tx).await?;
@@ -311,7 +342,11 @@ impl StateStore for SqlStore {
                     sqlx::query(d.insert_certification_events).bind(now).execute(&mut *tx).await?;
                 }
             }
-            let after: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?.try_get(0)?;
+            let after: i64 = if events {
+                sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?.try_get(0)?
+            } else {
+                -1
+            };
             tx.commit().await?;
             Ok(Applied { first_seq: before + 1, last_seq: after })
         })

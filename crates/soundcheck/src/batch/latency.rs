@@ -1,0 +1,178 @@
+//! `soundcheck bench latency`: how long one fact change takes to reach an in-process
+//! subscriber, end to end (store the fact, re-evaluate, commit state and event, wake the
+//! dispatcher, read the outbox, call the handler), over many sequential changes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::json;
+use soundcheck_core::Engine;
+use soundcheck_core::events::{CHECK_STATUS_CHANGE_TOPIC, EventParams};
+
+use super::generate::{checks, entity, entity_facts, tracks};
+use crate::events::{
+    DeliverySettings, EventsService, HandlerError, StartAt, SubscribeOptions, handler,
+};
+use crate::state::live::LiveState;
+use crate::store::{CatalogStore, FactRecord, SqlStore};
+
+/// Flags of `soundcheck bench latency`.
+#[derive(Debug, Args)]
+pub struct LatencyArgs {
+    /// Database URL; a new SQLite file in a temporary directory when omitted.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Catalog entities loaded first.
+    #[arg(long, default_value_t = 1000)]
+    pub entities: usize,
+    /// Sequential fact changes measured.
+    #[arg(long, default_value_t = 10_000)]
+    pub changes: usize,
+    /// Write the figures as JSON here too.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs the benchmark.
+pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(measure(args))
+}
+
+async fn measure(args: &LatencyArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = args
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("latency.db").display()));
+    let store = SqlStore::open(&url)
+        .await
+        .with_context(|| format!("cannot open `{url}`"))?;
+    let mut rng = StdRng::seed_from_u64(11);
+    let config_json = json!({"soundcheck": {"checks": checks(50), "tracks": tracks(6, 50, &mut rng), "events": {"enabled": true}}});
+    let loaded = soundcheck_core::config::load_str(
+        "generated.yaml",
+        &config_json.to_string(),
+        dir.path(),
+        &|_| None,
+    )
+    .map_err(|e| anyhow::anyhow!("generated config is invalid:\n{e}"))?;
+    let engine = Arc::new(Engine::new(&loaded.config));
+    let events = EventsService::new(
+        store.clone(),
+        DeliverySettings {
+            poll_interval: Duration::from_secs(1),
+            ..Default::default()
+        },
+    );
+    let live = LiveState::new(engine, store.clone(), Some(events.clone()));
+    let now = chrono::Utc::now().timestamp_millis();
+    let refs: Vec<String> = (0..args.entities)
+        .map(|i| format!("component:default/svc-{i:06}"))
+        .collect();
+    let bodies: Vec<(String, serde_json::Value)> = (0..args.entities)
+        .map(|i| (refs[i].clone(), entity(i, &mut rng)))
+        .collect();
+    store.upsert_entities(&bodies, now).await?;
+    for (i, entity_ref) in refs.iter().enumerate() {
+        // Every README starts present, so the first change of each entity flips check-000.
+        let facts = entity_facts(&mut rng)
+            .into_iter()
+            .map(|(fact_ref, mut data)| {
+                if fact_ref == "scm:default/files" {
+                    data["readme"] = json!(true);
+                }
+                (fact_ref, data)
+            })
+            .map(|(fact_ref, data)| FactRecord {
+                entity_ref: entity_ref.clone(),
+                fact_ref: fact_ref.into(),
+                scope: "default".into(),
+                data,
+                timestamp_ms: i as i64,
+            })
+            .collect();
+        live.submit_facts(facts).await?;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    events
+        .subscribe(SubscribeOptions {
+            id: "latency".into(),
+            topics: vec![CHECK_STATUS_CHANGE_TOPIC.into()],
+            on_event: handler(move |p: EventParams| {
+                let tx = tx.clone();
+                async move {
+                    if p.event_payload["checkId"] == "check-000" {
+                        let entity = p.event_payload["entityRef"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        tx.send((entity, Instant::now()))
+                            .map_err(|e| -> HandlerError { Box::new(e) })?;
+                    }
+                    Ok(())
+                }
+            }),
+            start: StartAt::Latest,
+        })
+        .await?;
+    let mut latencies = Vec::with_capacity(args.changes);
+    for n in 0..args.changes {
+        let entity_ref = &refs[n % refs.len()];
+        let readme = (n / refs.len()) % 2 == 1;
+        let fact = FactRecord {
+            entity_ref: entity_ref.clone(),
+            fact_ref: "scm:default/files".into(),
+            scope: "default".into(),
+            data: json!({"readme": readme, "codeowners": true, "dockerfile": true, "java_version": "17", "node_version": "20.11.1"}),
+            timestamp_ms: now + n as i64,
+        };
+        let started = Instant::now();
+        live.submit_facts(vec![fact]).await?;
+        loop {
+            let (entity, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .context("no event within 10 s")?
+                .context("subscriber stopped")?;
+            if entity == *entity_ref {
+                latencies.push(at.duration_since(started));
+                break;
+            }
+        }
+    }
+    events.shutdown().await;
+    report(&store, &latencies, args)
+}
+
+fn report(store: &SqlStore, latencies: &[Duration], args: &LatencyArgs) -> anyhow::Result<()> {
+    let mut sorted: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    sorted.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        sorted
+            .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let figures = json!({
+        "backend": store.backend(),
+        "entities": args.entities,
+        "changes": latencies.len(),
+        "p50Ms": pick(0.50),
+        "p90Ms": pick(0.90),
+        "p99Ms": pick(0.99),
+        "maxMs": sorted.last().copied().unwrap_or(0.0),
+    });
+    println!("{figures}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, serde_json::to_string_pretty(&figures)?)?;
+    }
+    Ok(())
+}
