@@ -129,6 +129,9 @@ async fn drain<S: StateStore + Clone + 'static>(
         if let Some(p) = position.as_mut() {
             p.delivered = last;
         }
+        group
+            .delivered
+            .store(last, std::sync::atomic::Ordering::Release);
         let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= inner.settings.batch_size;
         save(inner, group, position, full).await?;
     }

@@ -127,8 +127,10 @@ struct Group {
     id: String,
     topics: Mutex<Vec<String>>,
     handlers: Mutex<Vec<Handler>>,
-    /// The cursor as the dispatcher knows it; `None` makes it read the stored one.
+    /// A cursor set from outside (reset); the dispatcher takes it on its next pass.
     cursor: Mutex<Option<i64>>,
+    /// The last position delivered in this process (-1 until the dispatcher has run).
+    delivered: std::sync::atomic::AtomicI64,
 }
 
 impl Group {
@@ -227,6 +229,7 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
                         topics: Mutex::new(Vec::new()),
                         handlers: Mutex::new(Vec::new()),
                         cursor: Mutex::new(None),
+                        delivered: std::sync::atomic::AtomicI64::new(-1),
                     });
                     groups.insert(options.id.clone(), g.clone());
                     (g, true)
@@ -270,7 +273,12 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
         let last = self.inner.store.last_seq().await?;
         let mut out = Vec::new();
         for g in groups {
-            let cursor = self.inner.store.cursor(&g.id).await?.unwrap_or(last);
+            let delivered = g.delivered.load(std::sync::atomic::Ordering::Acquire);
+            let cursor = if delivered >= 0 {
+                delivered
+            } else {
+                self.inner.store.cursor(&g.id).await?.unwrap_or(last)
+            };
             out.push(SubscriberInfo {
                 id: g.id.clone(),
                 topics: g.topics.lock().map(|t| t.clone()).unwrap_or_default(),

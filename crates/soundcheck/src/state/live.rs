@@ -54,32 +54,33 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         }
     }
 
-    /// Stores facts and evaluates what they affect.
+    /// Stores facts and evaluates what they affect; each (entity, scope) is one transaction
+    /// holding its facts, state changes, transitions and events.
     pub async fn submit_facts(&self, facts: Vec<FactRecord>) -> StoreResult<SubmitOutcome> {
-        let now = chrono::Utc::now().timestamp_millis();
-        self.store.upsert_facts(&facts, now).await?;
         let mut outcome = SubmitOutcome {
             facts: facts.len(),
             ..Default::default()
         };
-        let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        for f in &facts {
+        let mut groups: BTreeMap<(String, String), Vec<FactRecord>> = BTreeMap::new();
+        for f in facts {
             groups
                 .entry((f.entity_ref.clone(), f.scope.clone()))
                 .or_default()
-                .push(f.fact_ref.clone());
+                .push(f);
         }
-        for ((entity_ref, scope), fact_refs) in groups {
+        for ((entity_ref, scope), group) in groups {
             let Some(entity) = self.store.entity(&entity_ref).await? else {
                 outcome.unknown_entities += 1;
+                self.store
+                    .upsert_facts(&group, chrono::Utc::now().timestamp_millis())
+                    .await?;
                 continue;
             };
             outcome.evaluated += 1;
-            let changes = self
-                .evaluate(&entity_ref, &scope, &entity, &fact_refs)
-                .await?;
+            let mut changes = self.evaluate(&entity_ref, &scope, &entity, &group).await?;
             outcome.result_changes += changes.results.len();
             outcome.certification_changes += changes.certifications.len();
+            changes.facts = group;
             let applied = self.store.apply(&changes, self.events.is_some()).await?;
             outcome.events += applied.events();
             if let Some(events) = &self.events {
@@ -89,24 +90,37 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         Ok(outcome)
     }
 
-    /// The changes that re-evaluating `fact_refs` of one entity and scope makes.
+    /// The changes that re-evaluating the `incoming` facts of one entity and scope makes.
     async fn evaluate(
         &self,
         entity_ref: &str,
         scope: &str,
         entity: &Value,
-        fact_refs: &[String],
+        incoming: &[FactRecord],
     ) -> StoreResult<StateChanges> {
         let engine = &self.engine;
         let table = engine.fact_table();
         let stored_facts = self.store.facts_of(entity_ref, scope).await?;
         let mut data: Vec<Option<&Value>> = vec![None; table.len()];
-        for (fact_ref, value) in &stored_facts {
+        let mut stamps: Vec<i64> = vec![i64::MIN; table.len()];
+        for (fact_ref, value, timestamp) in &stored_facts {
             if let Some(slot) = table
                 .get_str(fact_ref)
                 .filter(|_| fact_ref != ENTITY_DESCRIPTOR)
             {
                 data[slot.index()] = Some(value);
+                stamps[slot.index()] = *timestamp;
+            }
+        }
+        // Incoming facts are stored in the same transaction; the newest timestamp wins.
+        for f in incoming {
+            if let Some(slot) = table
+                .get_str(&f.fact_ref)
+                .filter(|_| f.fact_ref != ENTITY_DESCRIPTOR)
+                && f.timestamp_ms >= stamps[slot.index()]
+            {
+                data[slot.index()] = Some(&f.data);
+                stamps[slot.index()] = f.timestamp_ms;
             }
         }
         if let Some(slot) = FactRef::parse(ENTITY_DESCRIPTOR)
@@ -115,6 +129,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         {
             data[slot.index()] = Some(entity);
         }
+        let fact_refs: Vec<&str> = incoming.iter().map(|f| f.fact_ref.as_str()).collect();
         let mut affected: Vec<usize> = fact_refs
             .iter()
             .filter_map(|r| table.get_str(r))

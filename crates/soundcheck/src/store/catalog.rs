@@ -68,12 +68,12 @@ pub trait CatalogStore: Send + Sync {
         facts: &[FactRecord],
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// The latest facts of one entity in one scope, as (fact ref, data).
+    /// The latest facts of one entity in one scope, as (fact ref, data, timestamp).
     fn facts_of(
         &self,
         entity_ref: &str,
         scope: &str,
-    ) -> impl Future<Output = StoreResult<Vec<(String, Value)>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<(String, Value, i64)>>> + Send;
     /// Applies retention and removes facts of entities that are gone; returns rows removed.
     fn prune_facts(
         &self,
@@ -117,10 +117,10 @@ pub trait CatalogStore: Send + Sync {
 
 const UPSERT_ENTITY: &str = "INSERT INTO entities (entity_ref, body, updated_at) VALUES ($1, $2, $3) \
     ON CONFLICT (entity_ref) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at";
-const UPSERT_FACT: &str = "INSERT INTO facts (entity_ref, fact_ref, scope, data, timestamp, received_at) VALUES ($1, $2, $3, $4, $5, $6) \
+pub(super) const UPSERT_FACT: &str = "INSERT INTO facts (entity_ref, fact_ref, scope, data, timestamp, received_at) VALUES ($1, $2, $3, $4, $5, $6) \
     ON CONFLICT (entity_ref, fact_ref, scope) DO UPDATE SET data = excluded.data, timestamp = excluded.timestamp, received_at = excluded.received_at \
     WHERE excluded.timestamp >= facts.timestamp";
-const INSERT_FACT_HISTORY: &str = "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const INSERT_FACT_HISTORY: &str = "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) VALUES ($1, $2, $3, $4, $5, $6)";
 const PRUNE_AGE: &str = "DELETE FROM fact_history WHERE received_at < $1";
 const PRUNE_COUNT: &str = "DELETE FROM fact_history WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
     (PARTITION BY entity_ref, fact_ref, scope ORDER BY timestamp DESC, id DESC) AS rn FROM fact_history) ranked WHERE rn > $1)";
@@ -187,16 +187,21 @@ impl CatalogStore for SqlStore {
         Ok(())
     }
 
-    async fn facts_of(&self, entity_ref: &str, scope: &str) -> StoreResult<Vec<(String, Value)>> {
-        let rows: Vec<(String, String)> = on_pool!(&self.pool, p => {
-            sqlx::query("SELECT fact_ref, data FROM facts WHERE entity_ref = $1 AND scope = $2").bind(entity_ref).bind(scope)
-                .fetch_all(p).await?.into_iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<StoreResult<Vec<_>>>()?
+    async fn facts_of(
+        &self,
+        entity_ref: &str,
+        scope: &str,
+    ) -> StoreResult<Vec<(String, Value, i64)>> {
+        let rows: Vec<(String, String, i64)> = on_pool!(&self.pool, p => {
+            sqlx::query("SELECT fact_ref, data, timestamp FROM facts WHERE entity_ref = $1 AND scope = $2").bind(entity_ref).bind(scope)
+                .fetch_all(p).await?.into_iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect::<StoreResult<Vec<_>>>()?
         });
         rows.into_iter()
-            .map(|(r, d)| {
+            .map(|(r, d, t)| {
                 Ok((
                     r,
                     serde_json::from_str(&d).map_err(|e| corrupt("fact data", e))?,
+                    t,
                 ))
             })
             .collect()

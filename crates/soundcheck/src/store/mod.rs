@@ -129,6 +129,8 @@ pub struct StateChanges {
     pub touched_certifications: Vec<Touch>,
     /// Single (entity, scope, check id) results re-evaluated without a change.
     pub touched_checks: Vec<(String, String, String)>,
+    /// Facts stored in the same transaction (latest when not older, history always).
+    pub facts: Vec<catalog::FactRecord>,
 }
 
 impl StateChanges {

@@ -314,6 +314,13 @@ impl StateStore for SqlStore {
             if let Some(lock) = d.lock_event_log.filter(|_| events) {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
+            for f in &changes.facts {
+                let data = f.data.to_string();
+                for sql in [super::catalog::UPSERT_FACT, super::catalog::INSERT_FACT_HISTORY] {
+                    sqlx::query(sql).bind(f.entity_ref.as_str()).bind(f.fact_ref.as_str()).bind(f.scope.as_str()).bind(data.as_str())
+                        .bind(f.timestamp_ms).bind(now).execute(&mut *tx).await?;
+                }
+            }
             let before: i64 = if events {
                 sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?.try_get(0)?
             } else {

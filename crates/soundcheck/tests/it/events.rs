@@ -23,6 +23,7 @@ fn settings() -> DeliverySettings {
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(20),
         batch_size: 7,
+        cursor_save_interval: Duration::from_millis(20),
         poll_interval: Duration::from_millis(50),
     }
 }
