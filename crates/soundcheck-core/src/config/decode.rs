@@ -20,6 +20,7 @@ const SOUNDCHECK_KEYS: &[&str] = &[
     "programs",
     "collectors",
     "events",
+    "retention",
     "notifications",
     "job",
     "catalogOptions",
@@ -116,16 +117,21 @@ pub fn decode_root(root: &Node, diags: &mut Diagnostics) -> SoundcheckConfig {
             located.tracks.push((track, node.pos.clone(), entries));
         }
     }
-    if let Some(events) = fields.get("events")
-        && let Some(ev) = Fields::new(events, "`soundcheck.events`", &["enabled"], diags)
-    {
-        located.events_enabled = ev.flag("enabled", diags);
-    }
+    let (events_enabled, delivery) = fields
+        .get("events")
+        .map(|n| super::decode_service::events(n, diags))
+        .unwrap_or_default();
+    let retention = fields
+        .get("retention")
+        .map(|n| super::decode_service::retention(n, diags))
+        .unwrap_or_default();
     cross_check(&located, diags);
     SoundcheckConfig {
         checks: located.checks.into_iter().map(|(c, _)| c).collect(),
         tracks: located.tracks.into_iter().map(|(t, _, _)| t).collect(),
-        events_enabled: located.events_enabled,
+        events_enabled,
+        delivery,
+        retention,
     }
 }
 
@@ -134,7 +140,6 @@ pub fn decode_root(root: &Node, diags: &mut Diagnostics) -> SoundcheckConfig {
 struct Located {
     checks: Vec<(Check, Pos)>,
     tracks: Vec<(Track, Pos, TrackEntries)>,
-    events_enabled: bool,
 }
 
 fn cross_check(config: &Located, diags: &mut Diagnostics) {

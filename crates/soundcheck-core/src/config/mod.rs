@@ -9,6 +9,7 @@
 
 mod decode;
 mod decode_rule;
+mod decode_service;
 pub mod diagnostics;
 mod fields;
 pub mod yaml;

@@ -399,3 +399,31 @@ fn configs_in_the_docs_load() {
         "expected config examples in docs/, found {checked}"
     );
 }
+
+#[test]
+fn events_delivery_and_retention_settings() {
+    let yaml = "soundcheck:\n  events:\n    enabled: true\n    delivery: { maxAttempts: 8, initialBackoffMs: 50, cursorSaveIntervalMs: 0 }\n  retention:\n    factHistory: { maxAgeDays: 90, maxPerFact: 100 }\n";
+    let c = load(yaml).unwrap().config;
+    assert!(c.events_enabled);
+    assert_eq!(
+        (
+            c.delivery.max_attempts,
+            c.delivery.initial_backoff_ms,
+            c.delivery.max_backoff_ms,
+            c.delivery.cursor_save_interval_ms
+        ),
+        (8, 50, 30_000, 0)
+    );
+    assert_eq!(
+        (c.retention.max_age_days, c.retention.max_per_fact),
+        (Some(90), Some(100))
+    );
+    let bad = "soundcheck:\n  events:\n    delivery: { maxAttempts: 0, retries: 3 }\n";
+    assert_eq!(
+        errors(bad),
+        [
+            "c.yaml:3:30: expected an integer from 1 to 100 for `maxAttempts`, found a number",
+            "c.yaml:3:33: unknown key `retries` in `soundcheck.events.delivery`; expected one of: maxAttempts, initialBackoffMs, maxBackoffMs, batchSize, pollIntervalMs, cursorSaveIntervalMs",
+        ]
+    );
+}

@@ -19,6 +19,49 @@ pub struct SoundcheckConfig {
     pub tracks: Vec<Track>,
     /// `soundcheck.events.enabled`.
     pub events_enabled: bool,
+    /// `soundcheck.events.delivery`.
+    pub delivery: DeliveryConfig,
+    /// `soundcheck.retention`.
+    pub retention: RetentionConfig,
+}
+
+/// How events are delivered to subscribers (`soundcheck.events.delivery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// Attempts before an event is parked as dead (`maxAttempts`, default 5).
+    pub max_attempts: u32,
+    /// First retry delay in ms, doubled per attempt (`initialBackoffMs`, default 200).
+    pub initial_backoff_ms: u64,
+    /// Longest retry delay in ms (`maxBackoffMs`, default 30000).
+    pub max_backoff_ms: u64,
+    /// Events read per outbox query (`batchSize`, default 512).
+    pub batch_size: u32,
+    /// How often to look for events from other processes, ms (`pollIntervalMs`, default 500).
+    pub poll_interval_ms: u64,
+    /// Longest wait before a delivered position is saved, ms (`cursorSaveIntervalMs`, 250).
+    pub cursor_save_interval_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 30_000,
+            batch_size: 512,
+            poll_interval_ms: 500,
+            cursor_save_interval_ms: 250,
+        }
+    }
+}
+
+/// Fact history retention (`soundcheck.retention.factHistory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionConfig {
+    /// Drop history rows older than this many days (`maxAgeDays`).
+    pub max_age_days: Option<u32>,
+    /// Keep at most this many history rows per (entity, fact ref, scope) (`maxPerFact`).
+    pub max_per_fact: Option<u32>,
 }
 
 impl SoundcheckConfig {

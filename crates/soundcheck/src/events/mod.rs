@@ -99,6 +99,19 @@ impl Default for DeliverySettings {
     }
 }
 
+impl From<&soundcheck_core::model::DeliveryConfig> for DeliverySettings {
+    fn from(c: &soundcheck_core::model::DeliveryConfig) -> Self {
+        Self {
+            max_attempts: c.max_attempts,
+            initial_backoff: Duration::from_millis(c.initial_backoff_ms),
+            max_backoff: Duration::from_millis(c.max_backoff_ms),
+            batch_size: i64::from(c.batch_size),
+            cursor_save_interval: Duration::from_millis(c.cursor_save_interval_ms),
+            poll_interval: Duration::from_millis(c.poll_interval_ms),
+        }
+    }
+}
+
 /// A subscriber id's delivery position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriberInfo {

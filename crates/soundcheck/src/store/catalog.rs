@@ -33,6 +33,15 @@ pub struct Retention {
     pub max_per_fact: Option<i64>,
 }
 
+impl From<&soundcheck_core::model::RetentionConfig> for Retention {
+    fn from(c: &soundcheck_core::model::RetentionConfig) -> Self {
+        Self {
+            max_age_ms: c.max_age_days.map(|d| i64::from(d) * 86_400_000),
+            max_per_fact: c.max_per_fact.map(i64::from),
+        }
+    }
+}
+
 /// An exemption as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExemptionRecord {
