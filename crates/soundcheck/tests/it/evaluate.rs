@@ -343,3 +343,84 @@ fn a_json_array_catalog_is_read_and_entity_descriptor_lines_are_skipped() {
         "{\"entityRef\":\"component:default/a\",\"checkId\":\"service\",\"state\":\"passed\",\"scope\":\"default\"}\n"
     );
 }
+
+const EVENTS_CONFIG: &str = r#"soundcheck:
+  events:
+    enabled: true
+  checks:
+    - id: private
+      rule: { factRef: 'github:default/repo', path: '$.private', operator: equal, value: true }
+    - id: coverage
+      warning: true
+      rule: { factRef: 'sonar:default/measures', path: '$.coverage', operator: greaterThan, value: 80 }
+    - id: service-only
+      filter: { spec.type: service }
+      rule: { factRef: 'github:default/repo', path: '$.archived', operator: equal, value: false }
+  tracks:
+    - id: health
+      levels:
+        - { ordinal: 1, checks: [ { id: private } ] }
+        - { ordinal: 2, checks: [ { id: coverage }, { id: service-only } ] }
+"#;
+
+/// Replaces the values that differ per run (event ids, times), keeping the emitted key order.
+fn redact(line: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let id = v["metadata"]["eventId"].as_str().unwrap();
+    let ts = &v["eventPayload"]["timestampMs"];
+    line.replace(id, "<event-id>")
+        .replace(&format!("\"timestampMs\":{ts}"), "\"timestampMs\":0")
+}
+
+#[test]
+fn events_out_has_exact_envelopes_and_repeats_nothing() {
+    let s = Scratch::new();
+    let config = s.file("c.yaml", EVENTS_CONFIG);
+    let catalog = s.file("catalog.jsonl", "{\"kind\":\"Component\",\"metadata\":{\"name\":\"web\"},\"spec\":{\"type\":\"website\"}}\n");
+    let facts_a = s.file(
+        "a.jsonl",
+        concat!(
+            r#"{"factRef":"github:default/repo","entityRef":"component:default/web","data":{"private":true,"archived":false}}"#, "\n",
+            r#"{"factRef":"sonar:default/measures","entityRef":"component:default/web","data":{"coverage":50}}"#, "\n",
+        ),
+    );
+    let facts_b = s.file(
+        "b.jsonl",
+        concat!(
+            r#"{"factRef":"github:default/repo","entityRef":"component:default/web","data":{"private":false,"archived":false}}"#, "\n",
+            r#"{"factRef":"sonar:default/measures","entityRef":"component:default/web","data":{"coverage":50}}"#, "\n",
+        ),
+    );
+    let url = format!("sqlite://{}", s.path("state.db"));
+    let events = s.path("events.jsonl");
+    let mut counts = Vec::new();
+    for facts in [&facts_a, &facts_a, &facts_b] {
+        let out = soundcheck(&[
+            "evaluate",
+            "-q",
+            "--config",
+            &config,
+            "--catalog",
+            &catalog,
+            "--facts",
+            facts,
+            "--database",
+            &url,
+            "--events-out",
+            &events,
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        counts.push(std::fs::read_to_string(&events).unwrap().lines().count());
+    }
+    assert_eq!(
+        counts,
+        [5, 5, 8],
+        "first run: 3 checks + 2 levels; second: nothing; third: the check and both levels"
+    );
+    let redacted: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(redact)
+        .collect();
+    assert_golden("events-out.jsonl", &(redacted.join("\n") + "\n"));
+}
