@@ -1,10 +1,5 @@
 //! Running the built binary and comparing against golden files.
 
-#![expect(
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test helpers: a failed setup step should fail the test"
-)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,4 +1,6 @@
-//! Integration tests of the `soundcheck` binary: one test binary, modules by command.
+//! Integration tests of the `soundcheck` binary and library: one test binary, modules by area.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: a failed step should fail the test")]
 
 mod backends;
 mod crash;
