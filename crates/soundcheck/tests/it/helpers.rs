@@ -1,6 +1,5 @@
 //! Running the built binary and comparing against golden files.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

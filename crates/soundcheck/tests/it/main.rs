@@ -1,6 +1,11 @@
 //! Integration tests of the `soundcheck` binary and library: one test binary, modules by area.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: a failed step should fail the test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "integration tests: a failed step should fail the test"
+)]
 
 mod backends;
 mod crash;
