@@ -61,7 +61,6 @@ impl SqlStore {
                 .create_if_missing(true)
                 .pragma("cache_size", "-131072")
                 .pragma("temp_store", "memory")
-                .pragma("wal_autocheckpoint", "16384")
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30));
