@@ -48,8 +48,10 @@ CREATE TABLE check_transitions (
     previous_state TEXT,
     state TEXT NOT NULL,
     at BIGINT NOT NULL,
-    event_id TEXT
+    seq BIGINT
 );
+
+CREATE UNIQUE INDEX check_transitions_seq ON check_transitions (seq);
 
 CREATE TABLE certifications (
     track_id TEXT NOT NULL,
@@ -74,8 +76,10 @@ CREATE TABLE certification_transitions (
     previous_cumulative_state TEXT,
     cumulative_state TEXT NOT NULL,
     at BIGINT NOT NULL,
-    event_id TEXT
+    seq BIGINT
 );
+
+CREATE UNIQUE INDEX certification_transitions_seq ON certification_transitions (seq);
 
 CREATE TABLE exemptions (
     id BIGSERIAL PRIMARY KEY,
@@ -119,10 +123,24 @@ CREATE TABLE daily_track_status (
     PRIMARY KEY (day, track_id, level_ordinal)
 );
 
--- The transactional outbox: one row per event, written in the transaction of its transition;
--- a transition's event_id names its event.
+-- The transactional outbox. An event's position is `seq`, from one counter shared by three
+-- tables: a transition row written with events on *is* its event (its payload is built from its
+-- columns when read), and event_log holds events published by others.
+CREATE TABLE event_counter (
+    id INTEGER PRIMARY KEY,
+    last BIGINT NOT NULL
+);
+INSERT INTO event_counter (id, last) VALUES (1, 0);
+
+-- A random prefix that makes event ids (prefix + seq) unique across databases.
+CREATE TABLE instance (
+    id INTEGER PRIMARY KEY,
+    event_id_prefix BIGINT NOT NULL
+);
+INSERT INTO instance (id, event_id_prefix) VALUES (1, (random() * 9.2e18 - 4.6e18)::bigint);
+
 CREATE TABLE event_log (
-    seq BIGSERIAL PRIMARY KEY,
+    seq BIGINT PRIMARY KEY,
     event_id TEXT NOT NULL UNIQUE,
     topic TEXT NOT NULL,
     ordering_key TEXT,

@@ -3,10 +3,11 @@
 //! changes is a handful of statements, and event payloads are built in SQL with their keys in
 //! the contract's order (`json_object` / `json_build_object`).
 //!
-//! Result rows: `[checkId, entityRef, scope, state, previousState, eventId, details, message,
+//! Result rows: `[checkId, entityRef, scope, state, previousState, null, details, message,
 //! submittedBy]`. Certification rows: `[trackId, entityRef, levelOrdinal, scope, state,
-//! cumulativeState, previousState, previousCumulativeState, eventId]`. `$1` is the array,
-//! `$2` the time in milliseconds. The rows are first copied into per-connection staging
+//! cumulativeState, previousState, previousCumulativeState, null]`. Staging takes the array as
+//! `$1`; the statements reading the staging tables take the time in milliseconds as `$1` and,
+//! for transitions, the outbox position before the block as `$2` (null when events are off). The rows are first copied into per-connection staging
 //! tables, so the JSON is parsed once and every later statement reads plain columns.
 
 /// The statements of one backend.
@@ -19,14 +20,14 @@ pub struct Dialect {
     pub stage_certifications: &'static str,
     pub upsert_results: &'static str,
     pub insert_check_transitions: &'static str,
-    pub insert_check_events: &'static str,
     pub upsert_certifications: &'static str,
     pub insert_certification_transitions: &'static str,
-    pub insert_certification_events: &'static str,
     pub touch_results: &'static str,
     pub touch_certifications: &'static str,
     pub touch_result_checks: &'static str,
     pub results_of: &'static str,
+    /// Events after `$1` (at most `$2`), from the three tables that hold them.
+    pub events_after: &'static str,
     pub certifications_of: &'static str,
     /// Serialises event writers so sequence numbers become visible in order (PostgreSQL).
     pub lock_event_log: Option<&'static str>,
@@ -40,14 +41,14 @@ macro_rules! from_stage {
              SELECT check_id, entity_ref, scope, state, details, message, submitted_by, $1, $1 FROM stage_results WHERE true \
              ON CONFLICT (entity_ref, scope, check_id) DO UPDATE SET state = excluded.state, details = excluded.details, message = excluded.message, \
              submitted_by = excluded.submitted_by, last_checked = excluded.last_checked, last_changed = excluded.last_changed",
-            "INSERT INTO check_transitions (check_id, entity_ref, scope, previous_state, state, at, event_id) \
-             SELECT check_id, entity_ref, scope, previous_state, state, $1, event_id FROM stage_results ORDER BY idx",
+            "INSERT INTO check_transitions (check_id, entity_ref, scope, previous_state, state, at, seq) \
+             SELECT check_id, entity_ref, scope, previous_state, state, $1, $2 + idx + 1 FROM stage_results ORDER BY idx",
             "INSERT INTO certifications (track_id, entity_ref, level_ordinal, scope, state, cumulative_state, last_checked, last_changed) \
              SELECT track_id, entity_ref, level_ordinal, scope, state, cumulative_state, $1, $1 FROM stage_certifications WHERE true \
              ON CONFLICT (entity_ref, scope, track_id, level_ordinal) DO UPDATE SET state = excluded.state, cumulative_state = excluded.cumulative_state, \
              last_checked = excluded.last_checked, last_changed = excluded.last_changed",
-            "INSERT INTO certification_transitions (track_id, entity_ref, level_ordinal, scope, previous_state, state, previous_cumulative_state, cumulative_state, at, event_id) \
-             SELECT track_id, entity_ref, level_ordinal, scope, previous_state, state, previous_cumulative_state, cumulative_state, $1, event_id FROM stage_certifications ORDER BY idx",
+            "INSERT INTO certification_transitions (track_id, entity_ref, level_ordinal, scope, previous_state, state, previous_cumulative_state, cumulative_state, at, seq) \
+             SELECT track_id, entity_ref, level_ordinal, scope, previous_state, state, previous_cumulative_state, cumulative_state, $1, $2 + idx + 1 FROM stage_certifications ORDER BY idx",
         )
     };
 }
@@ -67,27 +68,16 @@ pub const SQLITE: Dialect = Dialect {
     stage_certifications: "INSERT INTO temp.stage_certifications SELECT key, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM json_each(jsonb($1))",
     upsert_results: STAGE.0,
     insert_check_transitions: STAGE.1,
-    insert_check_events: "INSERT INTO event_log (event_id, topic, ordering_key, payload, metadata, created_at) \
-        SELECT event_id, 'soundcheck-check-status-change', NULL, \
-          CASE WHEN previous_state IS NULL \
-            THEN json_object('checkId', check_id, 'entityRef', entity_ref, 'state', state, 'timestampMs', $1, 'scope', scope) \
-            ELSE json_object('checkId', check_id, 'entityRef', entity_ref, 'state', state, 'previousState', previous_state, 'timestampMs', $1, 'scope', scope) END, \
-          json_object('eventId', event_id), $1 \
-        FROM stage_results ORDER BY idx",
     upsert_certifications: STAGE.2,
     insert_certification_transitions: STAGE.3,
-    insert_certification_events: "INSERT INTO event_log (event_id, topic, ordering_key, payload, metadata, created_at) \
-        SELECT event_id, 'soundcheck-certification-change', NULL, \
-          CASE WHEN previous_state IS NULL \
-            THEN json_object('trackId', track_id, 'entityRef', entity_ref, 'state', state, 'cumulativeState', cumulative_state, 'levelOrdinal', level_ordinal, 'timestampMs', $1, 'scope', scope) \
-            ELSE json_object('trackId', track_id, 'entityRef', entity_ref, 'state', state, 'cumulativeState', cumulative_state, 'levelOrdinal', level_ordinal, 'timestampMs', $1, 'previousState', previous_state, 'scope', scope) END, \
-          CASE WHEN previous_cumulative_state IS NULL THEN json_object('eventId', event_id) \
-            ELSE json_object('eventId', event_id, 'previousCumulativeState', previous_cumulative_state) END, $1 \
-        FROM stage_certifications ORDER BY idx",
     touch_results: "UPDATE check_results SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
     touch_certifications: "UPDATE certifications SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
     touch_result_checks: "UPDATE check_results SET last_checked = $2 WHERE (entity_ref, scope, check_id) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(jsonb($1)))",
     results_of: "SELECT check_id, entity_ref, scope, state FROM check_results WHERE entity_ref IN (SELECT value FROM json_each($1))",
+    events_after: "SELECT seq, 0, check_id, entity_ref, scope, state, previous_state, NULL, NULL, NULL, at FROM check_transitions WHERE seq > $1 \
+        UNION ALL SELECT seq, 1, track_id, entity_ref, scope, state, previous_state, cumulative_state, previous_cumulative_state, level_ordinal, at FROM certification_transitions WHERE seq > $1 \
+        UNION ALL SELECT seq, 2, topic, event_id, ordering_key, payload, metadata, NULL, NULL, NULL, created_at FROM event_log WHERE seq > $1 \
+        ORDER BY 1 LIMIT $2",
     certifications_of: "SELECT track_id, entity_ref, level_ordinal, scope, state, cumulative_state FROM certifications WHERE entity_ref IN (SELECT value FROM json_each($1))",
     lock_event_log: None,
 };
@@ -101,33 +91,22 @@ pub const POSTGRES: Dialect = Dialect {
         "DELETE FROM stage_results",
         "DELETE FROM stage_certifications",
     ],
-    stage_results: "INSERT INTO stage_results SELECT idx, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 \
+    stage_results: "INSERT INTO stage_results SELECT idx - 1, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 \
         FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, idx)",
-    stage_certifications: "INSERT INTO stage_certifications SELECT idx, value->>0, value->>1, (value->>2)::bigint, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 \
+    stage_certifications: "INSERT INTO stage_certifications SELECT idx - 1, value->>0, value->>1, (value->>2)::bigint, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 \
         FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, idx)",
     upsert_results: STAGE.0,
     insert_check_transitions: STAGE.1,
-    insert_check_events: "INSERT INTO event_log (event_id, topic, ordering_key, payload, metadata, created_at) \
-        SELECT event_id, 'soundcheck-check-status-change', NULL, \
-          (CASE WHEN previous_state IS NULL \
-            THEN json_build_object('checkId', check_id, 'entityRef', entity_ref, 'state', state, 'timestampMs', $1::bigint, 'scope', scope) \
-            ELSE json_build_object('checkId', check_id, 'entityRef', entity_ref, 'state', state, 'previousState', previous_state, 'timestampMs', $1::bigint, 'scope', scope) END)::text, \
-          json_build_object('eventId', event_id)::text, $1::bigint \
-        FROM stage_results ORDER BY idx",
     upsert_certifications: STAGE.2,
     insert_certification_transitions: STAGE.3,
-    insert_certification_events: "INSERT INTO event_log (event_id, topic, ordering_key, payload, metadata, created_at) \
-        SELECT event_id, 'soundcheck-certification-change', NULL, \
-          (CASE WHEN previous_state IS NULL \
-            THEN json_build_object('trackId', track_id, 'entityRef', entity_ref, 'state', state, 'cumulativeState', cumulative_state, 'levelOrdinal', level_ordinal, 'timestampMs', $1::bigint, 'scope', scope) \
-            ELSE json_build_object('trackId', track_id, 'entityRef', entity_ref, 'state', state, 'cumulativeState', cumulative_state, 'levelOrdinal', level_ordinal, 'timestampMs', $1::bigint, 'previousState', previous_state, 'scope', scope) END)::text, \
-          (CASE WHEN previous_cumulative_state IS NULL THEN json_build_object('eventId', event_id) \
-            ELSE json_build_object('eventId', event_id, 'previousCumulativeState', previous_cumulative_state) END)::text, $1::bigint \
-        FROM stage_certifications ORDER BY idx",
     touch_results: "UPDATE check_results SET last_checked = $2::bigint WHERE last_checked <> $2::bigint AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
     touch_certifications: "UPDATE certifications SET last_checked = $2::bigint WHERE last_checked <> $2::bigint AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
     touch_result_checks: "UPDATE check_results SET last_checked = $2::bigint WHERE (entity_ref, scope, check_id) IN (SELECT value->>0, value->>1, value->>2 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
     results_of: "SELECT check_id, entity_ref, scope, state FROM check_results WHERE entity_ref IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
+    events_after: "SELECT seq, 0, check_id, entity_ref, scope, state, previous_state, NULL::text, NULL::text, NULL::bigint, at FROM check_transitions WHERE seq > $1::bigint \
+        UNION ALL SELECT seq, 1, track_id, entity_ref, scope, state, previous_state, cumulative_state, previous_cumulative_state, level_ordinal, at FROM certification_transitions WHERE seq > $1::bigint \
+        UNION ALL SELECT seq, 2, topic, event_id, ordering_key, payload, metadata, NULL::text, NULL::text, NULL::bigint, created_at FROM event_log WHERE seq > $1::bigint \
+        ORDER BY 1 LIMIT $2::bigint",
     certifications_of: "SELECT track_id, entity_ref, level_ordinal, scope, state, cumulative_state FROM certifications WHERE entity_ref IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
     lock_event_log: Some("SELECT pg_advisory_xact_lock(4242424242)"),
 };

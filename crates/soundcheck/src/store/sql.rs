@@ -45,6 +45,8 @@ pub(super) enum Pool {
 pub struct SqlStore {
     pub(super) pool: Pool,
     dialect: &'static Dialect,
+    /// Makes event ids (prefix + position) unique across databases.
+    event_id_prefix: u64,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -100,7 +102,12 @@ impl SqlStore {
             Pool::Sqlite(_) => &dialect::SQLITE,
             Pool::Postgres(_) => &dialect::POSTGRES,
         };
-        Ok(Self { pool, dialect })
+        let prefix: i64 = on_pool!(&pool, p => sqlx::query("SELECT event_id_prefix FROM instance WHERE id = 1").fetch_one(p).await?.try_get(0)?);
+        Ok(Self {
+            pool,
+            dialect,
+            event_id_prefix: prefix.cast_unsigned(),
+        })
     }
 
     /// How write transactions start: SQLite takes the write lock up front (`BEGIN IMMEDIATE`),
@@ -123,6 +130,81 @@ impl SqlStore {
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         on_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.is_ok())
+    }
+}
+
+/// One row of the outbox union: a check transition (kind 0), a certification transition
+/// (kind 1) or a published event (kind 2); the letters are the union's shared columns.
+struct EventRow {
+    seq: i64,
+    kind: i32,
+    a: String,
+    b: String,
+    c: Option<String>,
+    d: Option<String>,
+    e: Option<String>,
+    f: Option<String>,
+    g: Option<String>,
+    level: Option<i64>,
+    at: i64,
+}
+
+impl SqlStore {
+    /// The id of the event at `seq`: a version-8 UUID of this database's prefix and the position.
+    fn event_id(&self, seq: i64) -> String {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.event_id_prefix.to_be_bytes());
+        bytes[8..].copy_from_slice(&seq.to_be_bytes());
+        uuid::Uuid::new_v8(bytes).to_string()
+    }
+
+    fn decode_row(&self, r: EventRow) -> StoreResult<StoredEvent> {
+        use soundcheck_core::events::{CertificationChange, CheckStatusChange};
+        let state = |s: &Option<String>| s.as_deref().map(check_state).transpose();
+        let cert = |s: &Option<String>| s.as_deref().map(cert_state).transpose();
+        let missing = || StoreError::Corrupt(format!("event {} lacks a state", r.seq));
+        let event_id = self.event_id(r.seq);
+        let params = match r.kind {
+            0 => CheckStatusChange {
+                check_id: r.a.clone(),
+                entity_ref: r.b.clone(),
+                state: state(&r.d)?.ok_or_else(missing)?,
+                previous_state: state(&r.e)?,
+                timestamp_ms: r.at,
+                scope: r.c.clone().unwrap_or_default(),
+            }
+            .into_params(&event_id),
+            1 => CertificationChange {
+                track_id: r.a.clone(),
+                entity_ref: r.b.clone(),
+                state: cert(&r.d)?.ok_or_else(missing)?,
+                cumulative_state: cert(&r.f)?.ok_or_else(missing)?,
+                level_ordinal: r
+                    .level
+                    .and_then(|l| u32::try_from(l).ok())
+                    .ok_or_else(missing)?,
+                timestamp_ms: r.at,
+                previous_state: cert(&r.e)?,
+                scope: r.c.clone().unwrap_or_default(),
+            }
+            .into_params(&event_id, cert(&r.g)?),
+            _ => {
+                return decode_event(
+                    r.seq,
+                    r.c,
+                    r.a,
+                    r.d.unwrap_or_default(),
+                    r.e.as_deref().unwrap_or("null"),
+                );
+            }
+        };
+        decode_event(
+            r.seq,
+            None,
+            params.topic.clone(),
+            params.event_payload.to_string(),
+            &serde_json::to_string(&params.metadata).unwrap_or_default(),
+        )
     }
 }
 
@@ -197,12 +279,8 @@ fn decode_event(
     })
 }
 
-fn new_event_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
 /// The JSON array of result changes expanded by the dialect's statements.
-fn result_rows(changes: &StateChanges, events: bool) -> String {
+fn result_rows(changes: &StateChanges) -> String {
     let rows: Vec<serde_json::Value> = changes
         .results
         .iter()
@@ -213,7 +291,7 @@ fn result_rows(changes: &StateChanges, events: bool) -> String {
                 c.result.scope,
                 c.result.state.as_str(),
                 c.previous.map(CheckState::as_str),
-                events.then(new_event_id),
+                Option::<&str>::None,
                 c.details.as_ref().map(ToString::to_string),
                 c.message,
                 c.submitted_by,
@@ -224,7 +302,7 @@ fn result_rows(changes: &StateChanges, events: bool) -> String {
 }
 
 /// The JSON array of certification changes expanded by the dialect's statements.
-fn certification_rows(changes: &StateChanges, events: bool) -> String {
+fn certification_rows(changes: &StateChanges) -> String {
     let rows: Vec<serde_json::Value> = changes
         .certifications
         .iter()
@@ -239,7 +317,7 @@ fn certification_rows(changes: &StateChanges, events: bool) -> String {
                 s.cumulative_state.as_str(),
                 c.previous_state.map(CertState::as_str),
                 c.previous_cumulative.map(CertState::as_str),
-                events.then(new_event_id),
+                Option::<&str>::None,
             ])
         })
         .collect();
@@ -299,9 +377,8 @@ impl StateStore for SqlStore {
     async fn apply(&self, changes: &StateChanges, events: bool) -> StoreResult<Applied> {
         let d = self.dialect;
         let now = changes.now_ms;
-        let results = (!changes.results.is_empty()).then(|| result_rows(changes, events));
-        let certs =
-            (!changes.certifications.is_empty()).then(|| certification_rows(changes, events));
+        let results = (!changes.results.is_empty()).then(|| result_rows(changes));
+        let certs = (!changes.certifications.is_empty()).then(|| certification_rows(changes));
         let touched_results =
             (!changes.touched_results.is_empty()).then(|| touch_rows(&changes.touched_results));
         let touched_certs = (!changes.touched_certifications.is_empty())
@@ -321,11 +398,15 @@ impl StateStore for SqlStore {
                         .bind(f.timestamp_ms).bind(now).execute(&mut *tx).await?;
                 }
             }
+            // With events on, each transition takes the next outbox positions: results first,
+            // then certification levels, in the order they were computed.
             let before: i64 = if events {
-                sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?.try_get(0)?
+                sqlx::query("SELECT last FROM event_counter WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?
             } else {
                 0
             };
+            let n_results = i64::try_from(changes.results.len()).unwrap_or(i64::MAX);
+            let n_certs = i64::try_from(changes.certifications.len()).unwrap_or(i64::MAX);
             for (sql, rows) in [(d.touch_results, &touched_results), (d.touch_certifications, &touched_certs), (d.touch_result_checks, &touched_checks)] {
                 if let Some(rows) = rows {
                     sqlx::query(sql).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
@@ -335,40 +416,40 @@ impl StateStore for SqlStore {
                 sqlx::query(d.clear_stage[0]).execute(&mut *tx).await?;
                 sqlx::query(d.stage_results).bind(rows.as_str()).execute(&mut *tx).await?;
                 sqlx::query(d.upsert_results).bind(now).execute(&mut *tx).await?;
-                sqlx::query(d.insert_check_transitions).bind(now).execute(&mut *tx).await?;
-                if events {
-                    sqlx::query(d.insert_check_events).bind(now).execute(&mut *tx).await?;
-                }
+                sqlx::query(d.insert_check_transitions).bind(now).bind(events.then_some(before)).execute(&mut *tx).await?;
             }
             if let Some(rows) = &certs {
                 sqlx::query(d.clear_stage[1]).execute(&mut *tx).await?;
                 sqlx::query(d.stage_certifications).bind(rows.as_str()).execute(&mut *tx).await?;
                 sqlx::query(d.upsert_certifications).bind(now).execute(&mut *tx).await?;
-                sqlx::query(d.insert_certification_transitions).bind(now).execute(&mut *tx).await?;
-                if events {
-                    sqlx::query(d.insert_certification_events).bind(now).execute(&mut *tx).await?;
-                }
+                sqlx::query(d.insert_certification_transitions).bind(now).bind(events.then_some(before + n_results)).execute(&mut *tx).await?;
             }
-            let after: i64 = if events {
-                sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?.try_get(0)?
-            } else {
-                -1
-            };
+            let last = before + n_results + n_certs;
+            if events && last > before {
+                sqlx::query("UPDATE event_counter SET last = $1 WHERE id = 1").bind(last).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
-            Ok(Applied { first_seq: before + 1, last_seq: after })
+            Ok(if events { Applied { first_seq: before + 1, last_seq: last } } else { Applied { first_seq: 0, last_seq: -1 } })
         })
     }
 
     async fn publish(&self, params: &EventParams, ordering_key: &str) -> StoreResult<StoredEvent> {
-        const SQL: &str = "INSERT INTO event_log (event_id, topic, ordering_key, payload, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq";
-        let event_id = params.event_id().map_or_else(new_event_id, str::to_string);
+        const SQL: &str = "INSERT INTO event_log (seq, event_id, topic, ordering_key, payload, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
         let now = chrono::Utc::now().timestamp_millis();
         let metadata = serde_json::to_string(&params.metadata).unwrap_or_else(|_| "null".into());
         let payload_json = params.event_payload.to_string();
+        let lock = self.dialect.lock_event_log;
         let seq: i64 = on_pool!(&self.pool, p => {
-            sqlx::query(SQL).bind(event_id.as_str()).bind(params.topic.as_str()).bind(ordering_key)
-                .bind(payload_json.as_str()).bind(metadata.as_str()).bind(now)
-                .fetch_one(p).await?.try_get(0)?
+            let mut tx = p.begin_with(self.begin_sql()).await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).execute(&mut *tx).await?;
+            }
+            let seq: i64 = sqlx::query("UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last").fetch_one(&mut *tx).await?.try_get(0)?;
+            let event_id = params.event_id().map_or_else(|| self.event_id(seq), str::to_string);
+            sqlx::query(SQL).bind(seq).bind(event_id.as_str()).bind(params.topic.as_str()).bind(ordering_key)
+                .bind(payload_json.as_str()).bind(metadata.as_str()).bind(now).execute(&mut *tx).await?;
+            tx.commit().await?;
+            seq
         });
         Ok(StoredEvent {
             seq,
@@ -379,18 +460,19 @@ impl StateStore for SqlStore {
     }
 
     async fn events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<StoredEvent>> {
-        const SQL: &str = "SELECT seq, ordering_key, topic, payload, metadata FROM event_log WHERE seq > $1 ORDER BY seq LIMIT $2";
-        on_pool!(&self.pool, p => {
-            let rows = sqlx::query(SQL).bind(after).bind(limit).fetch_all(p).await?;
-            rows.into_iter().map(|r| {
-                let (payload, metadata): (String, String) = (r.try_get(3)?, r.try_get(4)?);
-                decode_event(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, payload, &metadata)
-            }).collect()
-        })
+        let rows: Vec<EventRow> = on_pool!(&self.pool, p => {
+            sqlx::query(self.dialect.events_after).bind(after).bind(limit).fetch_all(p).await?.into_iter().map(|r| {
+                Ok(EventRow {
+                    seq: r.try_get(0)?, kind: r.try_get(1)?, a: r.try_get(2)?, b: r.try_get(3)?, c: r.try_get(4)?, d: r.try_get(5)?,
+                    e: r.try_get(6)?, f: r.try_get(7)?, g: r.try_get(8)?, level: r.try_get(9)?, at: r.try_get(10)?,
+                })
+            }).collect::<StoreResult<Vec<_>>>()?
+        });
+        rows.into_iter().map(|row| self.decode_row(row)).collect()
     }
 
     async fn last_seq(&self) -> StoreResult<i64> {
-        const SQL: &str = "SELECT COALESCE(MAX(seq), 0) FROM event_log";
+        const SQL: &str = "SELECT last FROM event_counter WHERE id = 1";
         on_pool!(&self.pool, p => Ok(sqlx::query(SQL).fetch_one(p).await?.try_get::<i64, _>(0)?))
     }
 
@@ -435,22 +517,30 @@ impl StateStore for SqlStore {
     }
 
     async fn dead_events(&self, subscriber_id: &str) -> StoreResult<Vec<DeadEvent>> {
-        const SQL: &str = "SELECT d.seq, e.ordering_key, e.topic, e.payload, e.metadata, d.attempts, d.last_error, d.dead_at \
-            FROM dead_events d JOIN event_log e ON e.seq = d.seq WHERE d.subscriber_id = $1 AND d.replayed_at IS NULL ORDER BY d.seq";
-        on_pool!(&self.pool, p => {
-            let rows = sqlx::query(SQL).bind(subscriber_id).fetch_all(p).await?;
-            rows.into_iter().map(|r| {
-                let (payload, metadata): (String, String) = (r.try_get(3)?, r.try_get(4)?);
-                let attempts: i64 = r.try_get(5)?;
-                Ok(DeadEvent {
-                    subscriber_id: subscriber_id.to_string(),
-                    event: decode_event(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, payload, &metadata)?,
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                    last_error: r.try_get(6)?,
-                    dead_at: r.try_get(7)?,
-                })
-            }).collect()
-        })
+        const SQL: &str = "SELECT seq, attempts, last_error, dead_at FROM dead_events WHERE subscriber_id = $1 AND replayed_at IS NULL ORDER BY seq";
+        let rows: Vec<(i64, i64, String, i64)> = on_pool!(&self.pool, p => {
+            sqlx::query(SQL).bind(subscriber_id).fetch_all(p).await?.into_iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))).collect::<StoreResult<Vec<_>>>()?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for (seq, attempts, last_error, dead_at) in rows {
+            let Some(event) = self
+                .events_after(seq - 1, 1)
+                .await?
+                .into_iter()
+                .find(|e| e.seq == seq)
+            else {
+                continue;
+            };
+            out.push(DeadEvent {
+                subscriber_id: subscriber_id.to_string(),
+                event,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                last_error,
+                dead_at,
+            });
+        }
+        Ok(out)
     }
 
     async fn mark_replayed(&self, subscriber_id: &str, seq: i64) -> StoreResult<()> {
@@ -464,27 +554,22 @@ impl StateStore for SqlStore {
     }
 
     async fn audit_outbox(&self) -> StoreResult<OutboxAudit> {
-        // Event ids are unique in event_log (a UNIQUE index); a transition's event exists when
-        // the index finds it. Events and matched transitions then have to be equal in number,
-        // and no two transitions may share an event id, for the mapping to be one to one.
+        // A transition written with events on carries its outbox position, so it *is* its event;
+        // what can still go wrong is a position used twice or beyond the counter, or a
+        // Soundcheck event in event_log, which would have no transition.
         const SQL: &str = "SELECT \
-            (SELECT COUNT(*) FROM check_transitions t WHERE t.event_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM event_log e WHERE e.event_id = t.event_id)) \
-          + (SELECT COUNT(*) FROM certification_transitions t WHERE t.event_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM event_log e WHERE e.event_id = t.event_id)), \
-            (SELECT COUNT(*) FROM event_log WHERE topic IN ('soundcheck-check-status-change', 'soundcheck-certification-change')) \
-          - (SELECT COUNT(*) FROM check_transitions t JOIN event_log e ON e.event_id = t.event_id) \
-          - (SELECT COUNT(*) FROM certification_transitions t JOIN event_log e ON e.event_id = t.event_id) \
-          + (SELECT COUNT(event_id) - COUNT(DISTINCT event_id) FROM check_transitions) \
-          + (SELECT COUNT(event_id) - COUNT(DISTINCT event_id) FROM certification_transitions), \
+            (SELECT COUNT(*) FROM (SELECT seq FROM check_transitions WHERE seq IS NOT NULL UNION ALL SELECT seq FROM certification_transitions WHERE seq IS NOT NULL \
+               UNION ALL SELECT seq FROM event_log) s WHERE s.seq > (SELECT last FROM event_counter WHERE id = 1)), \
+            (SELECT COUNT(*) FROM event_log WHERE topic IN ('soundcheck-check-status-change', 'soundcheck-certification-change')), \
             (SELECT COUNT(*) FROM check_transitions) + (SELECT COUNT(*) FROM certification_transitions), \
-            (SELECT COUNT(*) FROM event_log)";
+            (SELECT COUNT(seq) FROM check_transitions) + (SELECT COUNT(seq) FROM certification_transitions) + (SELECT COUNT(*) FROM event_log), \
+            (SELECT COUNT(*) FROM (SELECT seq FROM check_transitions WHERE seq IS NOT NULL UNION ALL SELECT seq FROM certification_transitions WHERE seq IS NOT NULL \
+               UNION ALL SELECT seq FROM event_log) s) - (SELECT COUNT(DISTINCT seq) FROM (SELECT seq FROM check_transitions WHERE seq IS NOT NULL \
+               UNION ALL SELECT seq FROM certification_transitions WHERE seq IS NOT NULL UNION ALL SELECT seq FROM event_log) s)";
         on_pool!(&self.pool, p => {
             let r = sqlx::query(SQL).fetch_one(p).await?;
-            Ok(OutboxAudit {
-                transitions_without_event: r.try_get(0)?,
-                events_without_transition: r.try_get(1)?,
-                transitions: r.try_get(2)?,
-                events: r.try_get(3)?,
-            })
+            let (beyond, foreign, transitions, events, duplicates): (i64, i64, i64, i64, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
+            Ok(OutboxAudit { transitions_without_event: beyond + duplicates, events_without_transition: foreign, transitions, events })
         })
     }
 }
