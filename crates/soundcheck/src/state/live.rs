@@ -12,6 +12,7 @@ use soundcheck_core::rules::compiled::SlotFacts;
 use soundcheck_core::{CheckView, Engine};
 
 use crate::events::EventsService;
+use crate::store::EntitySnapshot;
 use crate::store::{
     CatalogStore, CertificationChange, FactRecord, ResultChange, StateChanges, StateStore,
     StoreResult, StoredCertification, StoredResult,
@@ -54,8 +55,9 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         }
     }
 
-    /// Stores facts and evaluates what they affect; each (entity, scope) is one transaction
-    /// holding its facts, state changes, transitions and events.
+    /// Stores facts and evaluates what they affect; each (entity, scope) is one read of its
+    /// stored state and one transaction holding its facts, state changes, transitions and
+    /// events.
     pub async fn submit_facts(&self, facts: Vec<FactRecord>) -> StoreResult<SubmitOutcome> {
         let mut outcome = SubmitOutcome {
             facts: facts.len(),
@@ -69,15 +71,15 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 .push(f);
         }
         for ((entity_ref, scope), group) in groups {
-            let Some(entity) = self.store.entity(&entity_ref).await? else {
+            let now = chrono::Utc::now().timestamp_millis();
+            let snapshot = self.store.snapshot(&entity_ref, &scope, now).await?;
+            let Some(entity) = &snapshot.entity else {
                 outcome.unknown_entities += 1;
-                self.store
-                    .upsert_facts(&group, chrono::Utc::now().timestamp_millis())
-                    .await?;
+                self.store.upsert_facts(&group, now).await?;
                 continue;
             };
             outcome.evaluated += 1;
-            let mut changes = self.evaluate(&entity_ref, &scope, &entity, &group).await?;
+            let mut changes = self.evaluate(&entity_ref, &scope, entity, &snapshot, &group);
             outcome.result_changes += changes.results.len();
             outcome.certification_changes += changes.certifications.len();
             changes.facts = group;
@@ -91,36 +93,32 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
     }
 
     /// The changes that re-evaluating the `incoming` facts of one entity and scope makes.
-    async fn evaluate(
+    fn evaluate(
         &self,
         entity_ref: &str,
         scope: &str,
         entity: &Value,
+        snapshot: &EntitySnapshot,
         incoming: &[FactRecord],
-    ) -> StoreResult<StateChanges> {
+    ) -> StateChanges {
         let engine = &self.engine;
         let table = engine.fact_table();
-        let stored_facts = self.store.facts_of(entity_ref, scope).await?;
         let mut data: Vec<Option<&Value>> = vec![None; table.len()];
         let mut stamps: Vec<i64> = vec![i64::MIN; table.len()];
-        for (fact_ref, value, timestamp) in &stored_facts {
+        let facts = snapshot.facts.iter().map(|(r, d, t)| (r.as_str(), d, *t));
+        // Incoming facts are stored in the same transaction; the newest timestamp wins.
+        for (fact_ref, value, timestamp) in facts.chain(
+            incoming
+                .iter()
+                .map(|f| (f.fact_ref.as_str(), &f.data, f.timestamp_ms)),
+        ) {
             if let Some(slot) = table
                 .get_str(fact_ref)
                 .filter(|_| fact_ref != ENTITY_DESCRIPTOR)
+                && timestamp >= stamps[slot.index()]
             {
                 data[slot.index()] = Some(value);
-                stamps[slot.index()] = *timestamp;
-            }
-        }
-        // Incoming facts are stored in the same transaction; the newest timestamp wins.
-        for f in incoming {
-            if let Some(slot) = table
-                .get_str(&f.fact_ref)
-                .filter(|_| f.fact_ref != ENTITY_DESCRIPTOR)
-                && f.timestamp_ms >= stamps[slot.index()]
-            {
-                data[slot.index()] = Some(&f.data);
-                stamps[slot.index()] = f.timestamp_ms;
+                stamps[slot.index()] = timestamp;
             }
         }
         if let Some(slot) = FactRef::parse(ENTITY_DESCRIPTOR)
@@ -129,10 +127,9 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         {
             data[slot.index()] = Some(entity);
         }
-        let fact_refs: Vec<&str> = incoming.iter().map(|f| f.fact_ref.as_str()).collect();
-        let mut affected: Vec<usize> = fact_refs
+        let mut affected: Vec<usize> = incoming
             .iter()
-            .filter_map(|r| table.get_str(r))
+            .filter_map(|f| table.get_str(&f.fact_ref))
             .flat_map(|s| engine.checks_reading(s).to_vec())
             .collect();
         affected.sort_unstable();
@@ -140,14 +137,6 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         let view = SlotFacts { table, data: &data };
         let admissions = engine.admissions(entity);
         let mut states: HashMap<usize, Option<CheckState>> = HashMap::new();
-        let stored: HashMap<String, CheckState> = self
-            .store
-            .results_of(&[entity_ref.to_string()])
-            .await?
-            .into_iter()
-            .filter(|r| r.scope == scope)
-            .map(|r| (r.check_id, r.state))
-            .collect();
         let mut changes = StateChanges {
             now_ms: chrono::Utc::now().timestamp_millis(),
             ..Default::default()
@@ -157,7 +146,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             let new = engine.evaluate_check(check, &admissions, &view);
             states.insert(check, new);
             let id = engine.check_id(check);
-            let previous = stored.get(id).copied();
+            let previous = snapshot.results.get(id).copied();
             match new {
                 Some(state) if previous != Some(state) => {
                     changed_checks.push(check);
@@ -183,13 +172,12 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             }
         }
         if !changed_checks.is_empty() {
-            let exempt = self.store.exemptions_of(entity_ref, changes.now_ms).await?;
             let view = |c: usize| CheckView {
                 state: states
                     .get(&c)
                     .copied()
-                    .unwrap_or_else(|| stored.get(engine.check_id(c)).copied()),
-                exempt: exempt.iter().any(|e| e == engine.check_id(c)),
+                    .unwrap_or_else(|| snapshot.results.get(engine.check_id(c)).copied()),
+                exempt: snapshot.exempt.iter().any(|e| e == engine.check_id(c)),
             };
             self.certify(
                 entity_ref,
@@ -197,22 +185,28 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 &admissions,
                 &changed_checks,
                 view,
+                snapshot,
                 &mut changes,
-            )
-            .await?;
+            );
         }
-        Ok(changes)
+        changes
     }
 
-    async fn certify(
+    /// Re-certifies the tracks that contain a changed check; adds the levels that changed.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "private step of evaluate, named arguments read better than a struct"
+    )]
+    fn certify(
         &self,
         entity_ref: &str,
         scope: &str,
         admissions: &soundcheck_core::Admissions,
         changed_checks: &[usize],
         view: impl Fn(usize) -> CheckView,
+        snapshot: &EntitySnapshot,
         changes: &mut StateChanges,
-    ) -> StoreResult<()> {
+    ) {
         let engine = &self.engine;
         let mut tracks: Vec<usize> = changed_checks
             .iter()
@@ -220,27 +214,14 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             .collect();
         tracks.sort_unstable();
         tracks.dedup();
-        let stored: HashMap<
-            (String, u32),
-            (
-                soundcheck_core::model::CertState,
-                soundcheck_core::model::CertState,
-            ),
-        > = self
-            .store
-            .certifications_of(&[entity_ref.to_string()])
-            .await?
-            .into_iter()
-            .filter(|c| c.scope == scope)
-            .map(|c| ((c.track_id, c.level_ordinal), (c.state, c.cumulative_state)))
-            .collect();
         for track in tracks {
             let Some(levels) = engine.certify(track, admissions, &view) else {
                 continue;
             };
             let track_id = engine.track_id(track);
             for level in levels {
-                let previous = stored
+                let previous = snapshot
+                    .certifications
                     .get(&(track_id.to_string(), level.level_ordinal))
                     .copied();
                 if previous != Some((level.state, level.cumulative_state)) {
@@ -259,6 +240,5 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 }
             }
         }
-        Ok(())
     }
 }

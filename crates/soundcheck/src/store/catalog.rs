@@ -3,7 +3,10 @@
 
 use std::future::Future;
 
+use std::collections::HashMap;
+
 use serde_json::Value;
+use soundcheck_core::model::{CertState, CheckState};
 use sqlx::Row;
 
 use super::sql::SqlStore;
@@ -61,8 +64,30 @@ pub struct ExemptionRecord {
     pub revoked: bool,
 }
 
+/// What incremental evaluation reads about one entity in one scope, in one round trip.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntitySnapshot {
+    /// The entity body; `None` when the entity is not in the catalog.
+    pub entity: Option<Value>,
+    /// The latest facts: (fact ref, data, timestamp).
+    pub facts: Vec<(String, Value, i64)>,
+    /// Stored check states by check id.
+    pub results: HashMap<String, CheckState>,
+    /// Stored certification states by (track id, level): (state, cumulative state).
+    pub certifications: HashMap<(String, u32), (CertState, CertState)>,
+    /// Checks with an active exemption.
+    pub exempt: Vec<String>,
+}
+
 /// Entities, facts, exemptions and daily aggregates.
 pub trait CatalogStore: Send + Sync {
+    /// Everything incremental evaluation needs about one entity and scope.
+    fn snapshot(
+        &self,
+        entity_ref: &str,
+        scope: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<EntitySnapshot>> + Send;
     /// Adds or replaces entities.
     fn upsert_entities(
         &self,
@@ -156,11 +181,69 @@ const DAILY_TRACKS: &str = "INSERT INTO daily_track_status (day, track_id, level
       failed = excluded.failed, cumulatively_passed = excluded.cumulatively_passed, cumulatively_failed = excluded.cumulatively_failed, \
       not_reported = excluded.not_reported";
 
+const SNAPSHOT: &str = "SELECT 0, body, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) FROM entities WHERE entity_ref = $1 \
+    UNION ALL SELECT 1, fact_ref, data, timestamp, CAST(NULL AS TEXT) FROM facts WHERE entity_ref = $1 AND scope = $2 \
+    UNION ALL SELECT 2, check_id, state, CAST(NULL AS BIGINT), CAST(NULL AS TEXT) FROM check_results WHERE entity_ref = $1 AND scope = $2 \
+    UNION ALL SELECT 3, track_id, state, level_ordinal, cumulative_state FROM certifications WHERE entity_ref = $1 AND scope = $2 \
+    UNION ALL SELECT 4, check_id, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) FROM exemptions \
+      WHERE entity_ref = $1 AND revoked = 0 AND (expires_at IS NULL OR expires_at > $3)";
+
+type SnapshotRow = (i32, String, Option<String>, Option<i64>, Option<String>);
+
+fn snapshot_from(rows: Vec<SnapshotRow>) -> StoreResult<EntitySnapshot> {
+    let mut snap = EntitySnapshot::default();
+    let state = |s: Option<String>| {
+        CheckState::parse(s.as_deref().unwrap_or_default())
+            .ok_or_else(|| corrupt("check state", s.unwrap_or_default()))
+    };
+    let cert = |s: Option<String>| {
+        CertState::parse(s.as_deref().unwrap_or_default())
+            .ok_or_else(|| corrupt("certification state", s.unwrap_or_default()))
+    };
+    for (kind, a, b, c, d) in rows {
+        match kind {
+            0 => {
+                snap.entity = Some(serde_json::from_str(&a).map_err(|e| corrupt("entity body", e))?)
+            }
+            1 => {
+                let data = serde_json::from_str(b.as_deref().unwrap_or("null"))
+                    .map_err(|e| corrupt("fact data", e))?;
+                snap.facts.push((a, data, c.unwrap_or(i64::MIN)));
+            }
+            2 => {
+                snap.results.insert(a, state(b)?);
+            }
+            3 => {
+                let level = c
+                    .and_then(|l| u32::try_from(l).ok())
+                    .ok_or_else(|| corrupt("level ordinal", "missing"))?;
+                snap.certifications.insert((a, level), (cert(b)?, cert(d)?));
+            }
+            _ => snap.exempt.push(a),
+        }
+    }
+    Ok(snap)
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
 impl CatalogStore for SqlStore {
+    async fn snapshot(
+        &self,
+        entity_ref: &str,
+        scope: &str,
+        now_ms: i64,
+    ) -> StoreResult<EntitySnapshot> {
+        let rows: Vec<SnapshotRow> = on_pool!(&self.pool, p => {
+            sqlx::query(SNAPSHOT).bind(entity_ref).bind(scope).bind(now_ms).fetch_all(p).await?.into_iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+                .collect::<StoreResult<Vec<_>>>()?
+        });
+        snapshot_from(rows)
+    }
+
     async fn upsert_entities(&self, entities: &[(String, Value)], now_ms: i64) -> StoreResult<()> {
         on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;

@@ -22,6 +22,10 @@ pub struct Dialect {
     pub insert_check_transitions: &'static str,
     pub upsert_certifications: &'static str,
     pub insert_certification_transitions: &'static str,
+    /// For small blocks: the same writes straight from the JSON array, without staging
+    /// (`$1` array, `$2` time, `$3` the outbox position before the rows): results upsert,
+    /// check transitions, certifications upsert, certification transitions.
+    pub direct: [&'static str; 4],
     pub touch_results: &'static str,
     pub touch_certifications: &'static str,
     pub touch_result_checks: &'static str,
@@ -70,6 +74,20 @@ pub const SQLITE: Dialect = Dialect {
     insert_check_transitions: STAGE.1,
     upsert_certifications: STAGE.2,
     insert_certification_transitions: STAGE.3,
+    direct: [
+        "INSERT INTO check_results (check_id, entity_ref, scope, state, details, message, submitted_by, last_checked, last_changed) \
+            SELECT value->>0, value->>1, value->>2, value->>3, value->>6, value->>7, value->>8, $2, $2 FROM json_each($1) WHERE true \
+            ON CONFLICT (entity_ref, scope, check_id) DO UPDATE SET state = excluded.state, details = excluded.details, message = excluded.message, \
+            submitted_by = excluded.submitted_by, last_checked = excluded.last_checked, last_changed = excluded.last_changed",
+        "INSERT INTO check_transitions (check_id, entity_ref, scope, previous_state, state, at, seq) \
+            SELECT value->>0, value->>1, value->>2, value->>4, value->>3, $2, $3 + key + 1 FROM json_each($1) ORDER BY key",
+        "INSERT INTO certifications (track_id, entity_ref, level_ordinal, scope, state, cumulative_state, last_checked, last_changed) \
+            SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, $2, $2 FROM json_each($1) WHERE true \
+            ON CONFLICT (entity_ref, scope, track_id, level_ordinal) DO UPDATE SET state = excluded.state, cumulative_state = excluded.cumulative_state, \
+            last_checked = excluded.last_checked, last_changed = excluded.last_changed",
+        "INSERT INTO certification_transitions (track_id, entity_ref, level_ordinal, scope, previous_state, state, previous_cumulative_state, cumulative_state, at, seq) \
+            SELECT value->>0, value->>1, value->>2, value->>3, value->>6, value->>4, value->>7, value->>5, $2, $3 + key + 1 FROM json_each($1) ORDER BY key",
+    ],
     touch_results: "UPDATE check_results SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
     touch_certifications: "UPDATE certifications SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
     touch_result_checks: "UPDATE check_results SET last_checked = $2 WHERE (entity_ref, scope, check_id) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(jsonb($1)))",
@@ -99,6 +117,21 @@ pub const POSTGRES: Dialect = Dialect {
     insert_check_transitions: STAGE.1,
     upsert_certifications: STAGE.2,
     insert_certification_transitions: STAGE.3,
+    direct: [
+        "INSERT INTO check_results (check_id, entity_ref, scope, state, details, message, submitted_by, last_checked, last_changed) \
+            SELECT value->>0, value->>1, value->>2, value->>3, value->>6, value->>7, value->>8, $2::bigint, $2::bigint FROM jsonb_array_elements($1::text::jsonb) AS j(value) \
+            ON CONFLICT (entity_ref, scope, check_id) DO UPDATE SET state = excluded.state, details = excluded.details, message = excluded.message, \
+            submitted_by = excluded.submitted_by, last_checked = excluded.last_checked, last_changed = excluded.last_changed",
+        "INSERT INTO check_transitions (check_id, entity_ref, scope, previous_state, state, at, seq) \
+            SELECT value->>0, value->>1, value->>2, value->>4, value->>3, $2::bigint, $3::bigint + idx FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, idx) ORDER BY idx",
+        "INSERT INTO certifications (track_id, entity_ref, level_ordinal, scope, state, cumulative_state, last_checked, last_changed) \
+            SELECT value->>0, value->>1, (value->>2)::bigint, value->>3, value->>4, value->>5, $2::bigint, $2::bigint FROM jsonb_array_elements($1::text::jsonb) AS j(value) \
+            ON CONFLICT (entity_ref, scope, track_id, level_ordinal) DO UPDATE SET state = excluded.state, cumulative_state = excluded.cumulative_state, \
+            last_checked = excluded.last_checked, last_changed = excluded.last_changed",
+        "INSERT INTO certification_transitions (track_id, entity_ref, level_ordinal, scope, previous_state, state, previous_cumulative_state, cumulative_state, at, seq) \
+            SELECT value->>0, value->>1, (value->>2)::bigint, value->>3, value->>6, value->>4, value->>7, value->>5, $2::bigint, $3::bigint + idx \
+            FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, idx) ORDER BY idx",
+    ],
     touch_results: "UPDATE check_results SET last_checked = $2::bigint WHERE last_checked <> $2::bigint AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
     touch_certifications: "UPDATE certifications SET last_checked = $2::bigint WHERE last_checked <> $2::bigint AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
     touch_result_checks: "UPDATE check_results SET last_checked = $2::bigint WHERE (entity_ref, scope, check_id) IN (SELECT value->>0, value->>1, value->>2 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",

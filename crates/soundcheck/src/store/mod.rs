@@ -26,7 +26,7 @@ use serde_json::Value;
 use soundcheck_core::events::EventParams;
 use soundcheck_core::model::{CertState, CheckState};
 
-pub use catalog::{CatalogStore, ExemptionRecord, FactRecord, Retention};
+pub use catalog::{CatalogStore, EntitySnapshot, ExemptionRecord, FactRecord, Retention};
 pub use sql::{SqlStore, create_postgres_database};
 
 /// Errors at the storage boundary.

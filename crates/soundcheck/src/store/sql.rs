@@ -63,6 +63,7 @@ impl SqlStore {
                 .create_if_missing(true)
                 .pragma("cache_size", "-131072")
                 .pragma("temp_store", "memory")
+                .pragma("wal_autocheckpoint", "10000")
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30));
@@ -79,6 +80,7 @@ impl SqlStore {
                 .connect_with(options)
                 .await?;
             migrator(SQLITE_STATE).run(&pool).await?;
+            spawn_checkpointer(pool.clone());
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
@@ -132,6 +134,30 @@ impl SqlStore {
         on_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.is_ok())
     }
 }
+
+/// Checkpoints the SQLite WAL in the background (passive: never blocks writers), so commits on
+/// the request path rarely pay for a checkpoint; SQLite's own auto-checkpoint stays as a
+/// backstop at 10,000 pages. Ends when the pool closes or the runtime stops.
+fn spawn_checkpointer(pool: SqlitePool) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        while !pool.is_closed() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "background checkpoint failed");
+            }
+        }
+    });
+}
+
+/// Blocks up to this many rows are written straight from the JSON array; larger ones are
+/// staged first so the JSON is parsed once.
+const DIRECT_MAX: i64 = 256;
 
 /// One row of the outbox union: a check transition (kind 0), a certification transition
 /// (kind 1) or a published event (kind 2); the letters are the union's shared columns.
@@ -400,34 +426,39 @@ impl StateStore for SqlStore {
             }
             // With events on, each transition takes the next outbox positions: results first,
             // then certification levels, in the order they were computed.
+            let n_results = i64::try_from(changes.results.len()).unwrap_or(i64::MAX);
+            let n_certs = i64::try_from(changes.certifications.len()).unwrap_or(i64::MAX);
             let before: i64 = if events {
-                sqlx::query("SELECT last FROM event_counter WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?
+                let last: i64 = sqlx::query("UPDATE event_counter SET last = last + $1 WHERE id = 1 RETURNING last")
+                    .bind(n_results + n_certs).fetch_one(&mut *tx).await?.try_get(0)?;
+                last - n_results - n_certs
             } else {
                 0
             };
-            let n_results = i64::try_from(changes.results.len()).unwrap_or(i64::MAX);
-            let n_certs = i64::try_from(changes.certifications.len()).unwrap_or(i64::MAX);
             for (sql, rows) in [(d.touch_results, &touched_results), (d.touch_certifications, &touched_certs), (d.touch_result_checks, &touched_checks)] {
                 if let Some(rows) = rows {
                     sqlx::query(sql).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
                 }
             }
-            if let Some(rows) = &results {
+            if let Some(rows) = results.as_ref().filter(|_| n_results <= DIRECT_MAX) {
+                sqlx::query(d.direct[0]).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
+                sqlx::query(d.direct[1]).bind(rows.as_str()).bind(now).bind(events.then_some(before)).execute(&mut *tx).await?;
+            } else if let Some(rows) = &results {
                 sqlx::query(d.clear_stage[0]).execute(&mut *tx).await?;
                 sqlx::query(d.stage_results).bind(rows.as_str()).execute(&mut *tx).await?;
                 sqlx::query(d.upsert_results).bind(now).execute(&mut *tx).await?;
                 sqlx::query(d.insert_check_transitions).bind(now).bind(events.then_some(before)).execute(&mut *tx).await?;
             }
-            if let Some(rows) = &certs {
+            if let Some(rows) = certs.as_ref().filter(|_| n_certs <= DIRECT_MAX) {
+                sqlx::query(d.direct[2]).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
+                sqlx::query(d.direct[3]).bind(rows.as_str()).bind(now).bind(events.then_some(before + n_results)).execute(&mut *tx).await?;
+            } else if let Some(rows) = &certs {
                 sqlx::query(d.clear_stage[1]).execute(&mut *tx).await?;
                 sqlx::query(d.stage_certifications).bind(rows.as_str()).execute(&mut *tx).await?;
                 sqlx::query(d.upsert_certifications).bind(now).execute(&mut *tx).await?;
                 sqlx::query(d.insert_certification_transitions).bind(now).bind(events.then_some(before + n_results)).execute(&mut *tx).await?;
             }
             let last = before + n_results + n_certs;
-            if events && last > before {
-                sqlx::query("UPDATE event_counter SET last = $1 WHERE id = 1").bind(last).execute(&mut *tx).await?;
-            }
             tx.commit().await?;
             Ok(if events { Applied { first_seq: before + 1, last_seq: last } } else { Applied { first_seq: 0, last_seq: -1 } })
         })
