@@ -14,7 +14,7 @@ use crate::batch::{EntityReport, Exemptions};
 use crate::input::catalog::Catalog;
 use crate::input::facts::FactSet;
 use crate::state::{Names, diff_reports, index_certifications, index_results};
-use crate::store::{CatalogStore, SqlStore, StateChanges, StateStore};
+use crate::store::{SqlStore, StateChanges, StateStore};
 
 /// The open database of a batch run.
 pub struct Persist {
@@ -27,7 +27,6 @@ pub struct Persist {
     result_changes: u64,
     certification_changes: u64,
     events: u64,
-    entities: i64,
 }
 
 impl Persist {
@@ -66,7 +65,6 @@ impl Persist {
             result_changes: 0,
             certification_changes: 0,
             events: 0,
-            entities: i64::try_from(catalog.entities.len()).unwrap_or(i64::MAX),
         })
     }
 
@@ -121,15 +119,11 @@ impl Persist {
         Ok(())
     }
 
-    /// Flushes the events file, records today's aggregates and reports what changed.
+    /// Flushes the events file and reports what changed.
     pub fn finish(mut self) -> anyhow::Result<()> {
         if let Some(out) = self.events_out.as_mut() {
             out.flush().context("cannot write events")?;
         }
-        let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
-        self.runtime
-            .block_on(self.store.snapshot_daily(&day, self.entities))
-            .context("cannot record daily aggregates")?;
         eprintln!(
             "state saved to the {} database: {} result change(s), {} certification change(s), {} event(s){}",
             self.store.backend(),
