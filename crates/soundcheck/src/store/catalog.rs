@@ -102,12 +102,6 @@ pub trait CatalogStore: Send + Sync {
         facts: &[FactRecord],
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// The latest facts of one entity in one scope, as (fact ref, data, timestamp).
-    fn facts_of(
-        &self,
-        entity_ref: &str,
-        scope: &str,
-    ) -> impl Future<Output = StoreResult<Vec<(String, Value, i64)>>> + Send;
     /// Applies retention and removes facts of entities that are gone; returns rows removed.
     fn prune_facts(
         &self,
@@ -277,26 +271,6 @@ impl CatalogStore for SqlStore {
             tx.commit().await?;
         });
         Ok(())
-    }
-
-    async fn facts_of(
-        &self,
-        entity_ref: &str,
-        scope: &str,
-    ) -> StoreResult<Vec<(String, Value, i64)>> {
-        let rows: Vec<(String, String, i64)> = on_pool!(&self.pool, p => {
-            sqlx::query("SELECT fact_ref, data, timestamp FROM facts WHERE entity_ref = $1 AND scope = $2").bind(entity_ref).bind(scope)
-                .fetch_all(p).await?.into_iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect::<StoreResult<Vec<_>>>()?
-        });
-        rows.into_iter()
-            .map(|(r, d, t)| {
-                Ok((
-                    r,
-                    serde_json::from_str(&d).map_err(|e| corrupt("fact data", e))?,
-                    t,
-                ))
-            })
-            .collect()
     }
 
     async fn prune_facts(&self, retention: Retention, now_ms: i64) -> StoreResult<u64> {

@@ -190,30 +190,40 @@ impl SqlStore {
         let cert = |s: &Option<String>| s.as_deref().map(cert_state).transpose();
         let missing = || StoreError::Corrupt(format!("event {} lacks a state", r.seq));
         let event_id = self.event_id(r.seq);
-        let params = match r.kind {
-            0 => CheckStatusChange {
-                check_id: r.a.clone(),
-                entity_ref: r.b.clone(),
-                state: state(&r.d)?.ok_or_else(missing)?,
-                previous_state: state(&r.e)?,
-                timestamp_ms: r.at,
-                scope: r.c.clone().unwrap_or_default(),
+        // Transition rows become events directly: the payload is serialised once, from the
+        // typed struct, in the contract's key order.
+        let (params, payload_json) = match r.kind {
+            0 => {
+                let payload = CheckStatusChange {
+                    check_id: r.a,
+                    entity_ref: r.b,
+                    state: state(&r.d)?.ok_or_else(missing)?,
+                    previous_state: state(&r.e)?,
+                    timestamp_ms: r.at,
+                    scope: r.c.unwrap_or_default(),
+                };
+                let json = serde_json::to_string(&payload)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                (payload.into_params(&event_id), json)
             }
-            .into_params(&event_id),
-            1 => CertificationChange {
-                track_id: r.a.clone(),
-                entity_ref: r.b.clone(),
-                state: cert(&r.d)?.ok_or_else(missing)?,
-                cumulative_state: cert(&r.f)?.ok_or_else(missing)?,
-                level_ordinal: r
-                    .level
-                    .and_then(|l| u32::try_from(l).ok())
-                    .ok_or_else(missing)?,
-                timestamp_ms: r.at,
-                previous_state: cert(&r.e)?,
-                scope: r.c.clone().unwrap_or_default(),
+            1 => {
+                let payload = CertificationChange {
+                    track_id: r.a,
+                    entity_ref: r.b,
+                    state: cert(&r.d)?.ok_or_else(missing)?,
+                    cumulative_state: cert(&r.f)?.ok_or_else(missing)?,
+                    level_ordinal: r
+                        .level
+                        .and_then(|l| u32::try_from(l).ok())
+                        .ok_or_else(missing)?,
+                    timestamp_ms: r.at,
+                    previous_state: cert(&r.e)?,
+                    scope: r.c.unwrap_or_default(),
+                };
+                let json = serde_json::to_string(&payload)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                (payload.into_params(&event_id, cert(&r.g)?), json)
             }
-            .into_params(&event_id, cert(&r.g)?),
             _ => {
                 return decode_event(
                     r.seq,
@@ -224,13 +234,12 @@ impl SqlStore {
                 );
             }
         };
-        decode_event(
-            r.seq,
-            None,
-            params.topic.clone(),
-            params.event_payload.to_string(),
-            &serde_json::to_string(&params.metadata).unwrap_or_default(),
-        )
+        Ok(StoredEvent {
+            seq: r.seq,
+            ordering_key: super::ordering_key(&params, None),
+            params,
+            payload_json,
+        })
     }
 }
 
@@ -252,8 +261,8 @@ pub async fn create_postgres_database(server_url: &str, name: &str) -> StoreResu
     Ok(())
 }
 
-/// The payload of the two Soundcheck topics re-written compactly with the contract's key order
-/// (PostgreSQL's `json_build_object` output has spaces around `:`).
+/// The payload of a published event on one of the two Soundcheck topics, re-written compactly
+/// with the contract's key order.
 fn canonical_payload(params: &EventParams) -> Option<String> {
     use soundcheck_core::events::{
         CERTIFICATION_CHANGE_TOPIC, CHECK_STATUS_CHANGE_TOPIC, CertificationChange,
