@@ -98,11 +98,13 @@ impl EntityFilter {
 }
 
 /// An include filter and an exclude filter together; exclude wins.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct Applicability {
     /// Entities must match this (empty = all).
+    #[serde(skip_serializing_if = "EntityFilter::is_empty")]
     pub filter: EntityFilter,
     /// Entities matching this are out (empty = none).
+    #[serde(skip_serializing_if = "EntityFilter::is_empty")]
     pub exclude: EntityFilter,
 }
 

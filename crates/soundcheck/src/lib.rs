@@ -9,5 +9,7 @@ pub mod batch;
 pub mod cli;
 pub mod events;
 pub mod input;
+pub mod server;
+pub mod service;
 pub mod state;
 pub mod store;

@@ -21,6 +21,7 @@ const SOUNDCHECK_KEYS: &[&str] = &[
     "collectors",
     "events",
     "retention",
+    "server",
     "notifications",
     "job",
     "catalogOptions",
@@ -125,6 +126,10 @@ pub fn decode_root(root: &Node, diags: &mut Diagnostics) -> SoundcheckConfig {
         .get("retention")
         .map(|n| super::decode_service::retention(n, diags))
         .unwrap_or_default();
+    let server = fields
+        .get("server")
+        .map(|n| super::decode_server::server(n, diags))
+        .unwrap_or_default();
     cross_check(&located, diags);
     SoundcheckConfig {
         checks: located.checks.into_iter().map(|(c, _)| c).collect(),
@@ -132,6 +137,7 @@ pub fn decode_root(root: &Node, diags: &mut Diagnostics) -> SoundcheckConfig {
         events_enabled,
         delivery,
         retention,
+        server,
     }
 }
 

@@ -25,8 +25,24 @@ impl Pos {
     }
 }
 
+impl Pos {
+    /// A place in a JSON document given as a JSON pointer (`/checks/0/rule`); shown as the
+    /// pointer alone.
+    pub fn json_pointer(pointer: &str) -> Self {
+        Self {
+            file: pointer.into(),
+            line: 0,
+            column: 0,
+        }
+    }
+}
+
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            let pointer: &str = &self.file;
+            return f.write_str(if pointer.is_empty() { "/" } else { pointer });
+        }
         write!(f, "{}:{}:{}", self.file, self.line, self.column)
     }
 }

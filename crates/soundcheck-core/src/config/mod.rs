@@ -9,9 +9,11 @@
 
 mod decode;
 mod decode_rule;
+mod decode_server;
 mod decode_service;
 pub mod diagnostics;
 mod fields;
+pub mod json;
 pub mod yaml;
 
 use std::fmt;

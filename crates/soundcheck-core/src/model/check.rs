@@ -66,7 +66,7 @@ pub struct Check {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub applicable: Option<Rule>,
     /// Which entities the check applies to.
-    #[serde(skip)]
+    #[serde(flatten)]
     pub applies_to: Applicability,
     /// A failing rule yields `warning` instead of `failed`.
     pub warning: bool,

@@ -2,11 +2,13 @@
 
 pub mod check;
 pub mod refs;
+pub mod server;
 pub mod state;
 pub mod track;
 
 pub use check::{Check, CheckType, Frequency, Schedule};
 pub use refs::{EntityRef, FactRef, RefError};
+pub use server::{Access, ApiToken, ServerConfig};
 pub use state::{CertState, CheckState};
 pub use track::{Badge, LevelCheck, Track, TrackLevel};
 
@@ -23,6 +25,8 @@ pub struct SoundcheckConfig {
     pub delivery: DeliveryConfig,
     /// `soundcheck.retention`.
     pub retention: RetentionConfig,
+    /// `soundcheck.server` (used by `soundcheck serve`).
+    pub server: ServerConfig,
 }
 
 /// How events are delivered to subscribers (`soundcheck.events.delivery`).

@@ -31,7 +31,7 @@ pub struct LevelCheck {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Per-entry filter/exclude.
-    #[serde(skip)]
+    #[serde(flatten)]
     pub applies_to: Applicability,
 }
 
@@ -85,7 +85,7 @@ pub struct Track {
     /// Retired: not certified any more.
     pub archived: bool,
     /// Which entities the track applies to.
-    #[serde(skip)]
+    #[serde(flatten)]
     pub applies_to: Applicability,
     /// Badge.
     #[serde(skip_serializing_if = "Option::is_none")]

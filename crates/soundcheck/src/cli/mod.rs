@@ -3,6 +3,7 @@
 mod bench;
 mod evaluate;
 mod persist;
+mod serve;
 mod validate;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use soundcheck_core::config::{self, ConfigError, Loaded};
 
 pub use bench::BenchArgs;
 pub use evaluate::EvaluateArgs;
+pub use serve::ServeArgs;
 
 /// Open-source Soundcheck: tech-health checks and certifications for Backstage catalogs.
 #[derive(Debug, Parser)]
@@ -34,6 +36,8 @@ pub enum Command {
         #[arg(long = "config", short = 'c', required = true, num_args = 1..)]
         config: Vec<PathBuf>,
     },
+    /// Run the service: the REST API, event delivery and background work.
+    Serve(ServeArgs),
     /// Benchmark helpers.
     Bench(BenchArgs),
 }
@@ -62,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Evaluate(args) => evaluate::run(&args),
         Command::Validate { config } => validate::run(&config),
+        Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args),
     }
 }

@@ -38,11 +38,20 @@ pub struct SubmitOutcome {
     pub events: i64,
 }
 
+/// One entity in one scope, with what is stored about it.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub entity_ref: &'a str,
+    pub scope: &'a str,
+    pub entity: &'a Value,
+    pub snapshot: &'a EntitySnapshot,
+}
+
 /// The live evaluator over a store.
 pub struct LiveState<S> {
-    engine: Arc<Engine>,
-    store: S,
-    events: Option<EventsService<S>>,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) store: S,
+    pub(crate) events: Option<EventsService<S>>,
 }
 
 impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
@@ -79,7 +88,18 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 continue;
             };
             outcome.evaluated += 1;
-            let mut changes = self.evaluate(&entity_ref, &scope, entity, &snapshot, &group);
+            let affected = self.checks_reading_facts(&group);
+            let (mut changes, _) = self.evaluate(
+                Target {
+                    entity_ref: &entity_ref,
+                    scope: &scope,
+                    entity,
+                    snapshot: &snapshot,
+                },
+                &group,
+                &affected,
+                false,
+            );
             outcome.result_changes += changes.results.len();
             outcome.certification_changes += changes.certifications.len();
             changes.facts = group;
@@ -92,15 +112,36 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         Ok(outcome)
     }
 
-    /// The changes that re-evaluating the `incoming` facts of one entity and scope makes.
-    fn evaluate(
+    /// The checks (by position) that read any of these facts.
+    pub(crate) fn checks_reading_facts(&self, facts: &[FactRecord]) -> Vec<usize> {
+        let table = self.engine.fact_table();
+        let mut affected: Vec<usize> = facts
+            .iter()
+            .filter_map(|f| table.get_str(&f.fact_ref))
+            .flat_map(|s| self.engine.checks_reading(s).to_vec())
+            .collect();
+        affected.sort_unstable();
+        affected.dedup();
+        affected
+    }
+
+    /// Re-evaluates the checks at `affected` for one entity and scope (with `incoming` facts
+    /// on top of the stored ones) and re-certifies the tracks containing a changed check, or
+    /// every track when `all_tracks`. Returns the changes and the state of each evaluated
+    /// check (`None`: not reported).
+    pub(crate) fn evaluate(
         &self,
-        entity_ref: &str,
-        scope: &str,
-        entity: &Value,
-        snapshot: &EntitySnapshot,
+        target: Target<'_>,
         incoming: &[FactRecord],
-    ) -> StateChanges {
+        affected: &[usize],
+        all_tracks: bool,
+    ) -> (StateChanges, Vec<(usize, Option<CheckState>)>) {
+        let Target {
+            entity_ref,
+            scope,
+            entity,
+            snapshot,
+        } = target;
         let engine = &self.engine;
         let table = engine.fact_table();
         let mut data: Vec<Option<&Value>> = vec![None; table.len()];
@@ -127,13 +168,6 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         {
             data[slot.index()] = Some(entity);
         }
-        let mut affected: Vec<usize> = incoming
-            .iter()
-            .filter_map(|f| table.get_str(&f.fact_ref))
-            .flat_map(|s| engine.checks_reading(s).to_vec())
-            .collect();
-        affected.sort_unstable();
-        affected.dedup();
         let view = SlotFacts { table, data: &data };
         let admissions = engine.admissions(entity);
         let mut states: HashMap<usize, Option<CheckState>> = HashMap::new();
@@ -142,8 +176,10 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             ..Default::default()
         };
         let mut changed_checks = Vec::new();
-        for check in affected {
+        let mut evaluated = Vec::with_capacity(affected.len());
+        for &check in affected {
             let new = engine.evaluate_check(check, &admissions, &view);
+            evaluated.push((check, new));
             states.insert(check, new);
             let id = engine.check_id(check);
             let previous = snapshot.results.get(id).copied();
@@ -171,7 +207,12 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 None => {}
             }
         }
-        if !changed_checks.is_empty() {
+        if all_tracks || !changed_checks.is_empty() {
+            let tracks = if all_tracks {
+                (0..engine.track_count()).collect()
+            } else {
+                self.tracks_containing(&changed_checks)
+            };
             let view = |c: usize| CheckView {
                 state: states
                     .get(&c)
@@ -180,41 +221,49 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 exempt: snapshot.exempt.iter().any(|e| e == engine.check_id(c)),
             };
             self.certify(
-                entity_ref,
-                scope,
+                Target {
+                    entity_ref,
+                    scope,
+                    entity,
+                    snapshot,
+                },
                 &admissions,
-                &changed_checks,
+                &tracks,
                 view,
-                snapshot,
                 &mut changes,
             );
         }
-        changes
+        (changes, evaluated)
     }
 
-    /// Re-certifies the tracks that contain a changed check; adds the levels that changed.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "private step of evaluate, named arguments read better than a struct"
-    )]
-    fn certify(
-        &self,
-        entity_ref: &str,
-        scope: &str,
-        admissions: &soundcheck_core::Admissions,
-        changed_checks: &[usize],
-        view: impl Fn(usize) -> CheckView,
-        snapshot: &EntitySnapshot,
-        changes: &mut StateChanges,
-    ) {
-        let engine = &self.engine;
-        let mut tracks: Vec<usize> = changed_checks
+    /// The tracks (by position) with any of these checks in a level.
+    pub(crate) fn tracks_containing(&self, checks: &[usize]) -> Vec<usize> {
+        let mut tracks: Vec<usize> = checks
             .iter()
-            .flat_map(|c| engine.tracks_with_check(*c).to_vec())
+            .flat_map(|c| self.engine.tracks_with_check(*c).to_vec())
             .collect();
         tracks.sort_unstable();
         tracks.dedup();
-        for track in tracks {
+        tracks
+    }
+
+    /// Re-certifies the tracks at `tracks`; adds the levels that changed.
+    pub(crate) fn certify(
+        &self,
+        target: Target<'_>,
+        admissions: &soundcheck_core::Admissions,
+        tracks: &[usize],
+        view: impl Fn(usize) -> CheckView,
+        changes: &mut StateChanges,
+    ) {
+        let Target {
+            entity_ref,
+            scope,
+            snapshot,
+            ..
+        } = target;
+        let engine = &self.engine;
+        for &track in tracks {
             let Some(levels) = engine.certify(track, admissions, &view) else {
                 continue;
             };

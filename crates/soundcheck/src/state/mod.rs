@@ -3,6 +3,8 @@
 //! last-checked time.
 
 pub mod live;
+pub mod submit;
+pub mod world;
 
 use std::collections::HashMap;
 

@@ -17,7 +17,9 @@ macro_rules! on_pool {
 }
 
 mod catalog;
+mod definitions;
 mod dialect;
+mod read;
 mod sql;
 
 use std::future::Future;
@@ -27,6 +29,8 @@ use soundcheck_core::events::EventParams;
 use soundcheck_core::model::{CertState, CheckState};
 
 pub use catalog::{CatalogStore, EntitySnapshot, ExemptionRecord, FactRecord, Retention};
+pub use definitions::{DefinitionKind, DefinitionStore};
+pub use read::{ExemptionQuery, ExemptionRow, LevelRow, QueryStore, ResultRow};
 pub use sql::{SqlStore, create_postgres_database};
 
 /// Errors at the storage boundary.
@@ -131,6 +135,47 @@ pub struct StateChanges {
     pub touched_checks: Vec<(String, String, String)>,
     /// Facts stored in the same transaction (latest when not older, history always).
     pub facts: Vec<catalog::FactRecord>,
+    /// Results whose state stays but whose details and submitter change
+    /// (`preserveStateOnError`).
+    pub result_updates: Vec<ResultUpdate>,
+    /// Submitted results, recorded for audit.
+    pub submissions: Vec<Submission>,
+}
+
+/// New details for a stored result whose state is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultUpdate {
+    /// The check.
+    pub check_id: String,
+    /// The entity.
+    pub entity_ref: String,
+    /// The scope.
+    pub scope: String,
+    /// New details.
+    pub details: Option<Value>,
+    /// Who submitted them.
+    pub submitted_by: Option<String>,
+}
+
+/// One submitted result as received, for the audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// The check.
+    pub check_id: String,
+    /// The entity.
+    pub entity_ref: String,
+    /// The scope.
+    pub scope: String,
+    /// The submitted state.
+    pub state: CheckState,
+    /// The state stored as a result (differs with `preserveStateOnError`).
+    pub stored_state: CheckState,
+    /// Submitted details.
+    pub details: Option<Value>,
+    /// Who submitted it.
+    pub submitted_by: String,
+    /// Why (required for manual checks).
+    pub justification: Option<String>,
 }
 
 impl StateChanges {

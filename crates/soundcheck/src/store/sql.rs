@@ -18,20 +18,46 @@ use super::{
     StoredCertification, StoredEvent, StoredResult,
 };
 
-/// The migrations of one backend, embedded in the binary.
-fn migrator(sql: &'static str) -> sqlx::migrate::Migrator {
+/// The migrations of one backend, embedded in the binary, in order.
+fn migrator(steps: &[(&'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "state".into(),
-        MigrationType::Simple,
-        sqlx::SqlStr::from_static(sql),
-        false,
-    )])
+    Migrator::with_migrations(
+        steps
+            .iter()
+            .zip(1..)
+            .map(|((name, sql), version)| {
+                Migration::new(
+                    version,
+                    (*name).into(),
+                    MigrationType::Simple,
+                    sqlx::SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
-const SQLITE_STATE: &str = include_str!("../../migrations/sqlite/0001_state.sql");
-const POSTGRES_STATE: &str = include_str!("../../migrations/postgres/0001_state.sql");
+const SQLITE_MIGRATIONS: [(&str, &str); 2] = [
+    (
+        "state",
+        include_str!("../../migrations/sqlite/0001_state.sql"),
+    ),
+    (
+        "service",
+        include_str!("../../migrations/sqlite/0002_service.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: [(&str, &str); 2] = [
+    (
+        "state",
+        include_str!("../../migrations/postgres/0001_state.sql"),
+    ),
+    (
+        "service",
+        include_str!("../../migrations/postgres/0002_service.sql"),
+    ),
+];
 
 /// The connection pool of one backend.
 #[derive(Debug, Clone)]
@@ -79,7 +105,7 @@ impl SqlStore {
                 })
                 .connect_with(options)
                 .await?;
-            migrator(SQLITE_STATE).run(&pool).await?;
+            migrator(&SQLITE_MIGRATIONS).run(&pool).await?;
             spawn_checkpointer(pool.clone());
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -95,7 +121,7 @@ impl SqlStore {
                 })
                 .connect(url)
                 .await?;
-            migrator(POSTGRES_STATE).run(&pool).await?;
+            migrator(&POSTGRES_MIGRATIONS).run(&pool).await?;
             Pool::Postgres(pool)
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
@@ -314,6 +340,11 @@ fn decode_event(
     })
 }
 
+const UPDATE_DETAILS: &str = "UPDATE check_results SET details = $4, submitted_by = $5, last_checked = $6 \
+    WHERE check_id = $1 AND entity_ref = $2 AND scope = $3";
+const INSERT_SUBMISSION: &str = "INSERT INTO result_submissions (check_id, entity_ref, scope, state, stored_state, details, submitted_by, justification, at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
 /// The JSON array of result changes expanded by the dialect's statements.
 fn result_rows(changes: &StateChanges) -> String {
     let rows: Vec<serde_json::Value> = changes
@@ -466,6 +497,15 @@ impl StateStore for SqlStore {
                 sqlx::query(d.stage_certifications).bind(rows.as_str()).execute(&mut *tx).await?;
                 sqlx::query(d.upsert_certifications).bind(now).execute(&mut *tx).await?;
                 sqlx::query(d.insert_certification_transitions).bind(now).bind(events.then_some(before + n_results)).execute(&mut *tx).await?;
+            }
+            for u in &changes.result_updates {
+                sqlx::query(UPDATE_DETAILS).bind(u.check_id.as_str()).bind(u.entity_ref.as_str()).bind(u.scope.as_str())
+                    .bind(u.details.as_ref().map(ToString::to_string)).bind(u.submitted_by.as_deref()).bind(now).execute(&mut *tx).await?;
+            }
+            for a in &changes.submissions {
+                sqlx::query(INSERT_SUBMISSION).bind(a.check_id.as_str()).bind(a.entity_ref.as_str()).bind(a.scope.as_str())
+                    .bind(a.state.as_str()).bind(a.stored_state.as_str()).bind(a.details.as_ref().map(ToString::to_string))
+                    .bind(a.submitted_by.as_str()).bind(a.justification.as_deref()).bind(now).execute(&mut *tx).await?;
             }
             let last = before + n_results + n_certs;
             tx.commit().await?;

@@ -64,7 +64,7 @@ async fn changes_store_transitions_and_exact_events() {
             touched_results: touch(),
             touched_certifications: touch(),
             touched_checks: Vec::new(),
-            facts: Vec::new(),
+            ..Default::default()
         };
         let applied = store.apply(&first, true).await.unwrap();
         assert_eq!(applied.events(), 3, "{}", b.name);
@@ -111,7 +111,7 @@ async fn changes_store_transitions_and_exact_events() {
             touched_results: touch(),
             touched_certifications: touch(),
             touched_checks: Vec::new(),
-            facts: Vec::new(),
+            ..Default::default()
         };
         let applied = store.apply(&second, true).await.unwrap();
         let events = store.events_after(applied.first_seq - 1, 10).await.unwrap();

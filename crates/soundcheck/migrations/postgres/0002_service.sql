@@ -1,0 +1,25 @@
+-- Tables used by `soundcheck serve`: the audit trail of submitted results.
+CREATE TABLE result_submissions (
+    id BIGSERIAL PRIMARY KEY,
+    check_id TEXT NOT NULL,
+    entity_ref TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    state TEXT NOT NULL,
+    stored_state TEXT NOT NULL,
+    details TEXT,
+    submitted_by TEXT NOT NULL,
+    justification TEXT,
+    at BIGINT NOT NULL
+);
+CREATE INDEX result_submissions_key ON result_submissions (entity_ref, check_id, at);
+
+-- Definitions created through the API (checks, tracks, campaigns, fact collectors) as the JSON
+-- they were submitted with; definitions from config files are never stored here.
+CREATE TABLE definitions (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (kind, id)
+);

@@ -1,0 +1,315 @@
+//! Checks, tracks and campaigns created, replaced and deleted through the API. Every change is
+//! validated together with the config files (ids stay unique, levels name known checks), then
+//! stored, then swapped in; the entities are re-evaluated in the background.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+use soundcheck_core::Engine;
+use soundcheck_core::config::Node;
+use soundcheck_core::config::json::{json_node, load_with};
+
+use super::{App, Definitions, ServiceError, ServiceResult, now_ms};
+use crate::store::{DefinitionKind, DefinitionStore, SqlStore, StoreError};
+
+/// Which definitions a change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Checks.
+    Checks,
+    /// Tracks of type `standard`.
+    Tracks,
+    /// Tracks of type `campaign`.
+    Campaigns,
+}
+
+impl Family {
+    fn kind(self) -> DefinitionKind {
+        match self {
+            Self::Checks => DefinitionKind::Check,
+            Self::Tracks | Self::Campaigns => DefinitionKind::Track,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Checks => "check",
+            Self::Tracks => "track",
+            Self::Campaigns => "campaign",
+        }
+    }
+}
+
+/// Why stored definitions could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// They no longer validate against the config files.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn stored_nodes(items: &[(String, Value)], kind: &str) -> Vec<Node> {
+    items
+        .iter()
+        .map(|(id, body)| json_node(body, &format!("database:{kind}/{id}")))
+        .collect()
+}
+
+fn compile(
+    base: &Node,
+    checks: Vec<Node>,
+    tracks: Vec<Node>,
+    api_checks: HashSet<String>,
+    api_tracks: HashSet<String>,
+) -> Result<Definitions, soundcheck_core::config::ConfigError> {
+    let loaded = load_with(base, checks, tracks)?;
+    Ok(Definitions {
+        engine: Arc::new(Engine::new(&loaded.config)),
+        config: loaded.config,
+        api_checks,
+        api_tracks,
+    })
+}
+
+/// The definitions from the config files and the database.
+pub(super) async fn load(base: &Node, store: &SqlStore) -> Result<Definitions, LoadError> {
+    let checks = store.definitions(DefinitionKind::Check).await?;
+    let tracks = store.definitions(DefinitionKind::Track).await?;
+    compile(
+        base,
+        stored_nodes(&checks, "check"),
+        stored_nodes(&tracks, "track"),
+        checks.iter().map(|(id, _)| id.clone()).collect(),
+        tracks.iter().map(|(id, _)| id.clone()).collect(),
+    )
+    .map_err(|e| LoadError::Invalid(e.to_string()))
+}
+
+/// One definition in a request body, with where it was.
+pub struct Incoming {
+    /// Its id.
+    pub id: String,
+    /// The JSON as sent.
+    pub body: Value,
+    /// Its JSON pointer in the request body.
+    pub pointer: String,
+}
+
+impl App {
+    /// Creates (or, with `replace`, replaces) definitions of one family; returns them as
+    /// stored. A file-defined id is read-only; a new id must be unused.
+    pub async fn put_definitions(
+        self: &Arc<Self>,
+        family: Family,
+        items: Vec<Incoming>,
+        replace: bool,
+    ) -> ServiceResult<Vec<Value>> {
+        let _guard = self.definitions_lock.lock().await;
+        let current = self.definitions();
+        let mut seen = HashSet::new();
+        for item in &items {
+            let exists_in_api = match family {
+                Family::Checks => current.api_checks.contains(&item.id),
+                _ => current.api_tracks.contains(&item.id),
+            };
+            let exists = match family {
+                Family::Checks => current.config.check(&item.id).is_some(),
+                _ => current.config.track(&item.id).is_some(),
+            };
+            if exists && !exists_in_api {
+                return Err(ServiceError::Forbidden(format!(
+                    "{} `{}` is defined in a config file and is read-only through the API",
+                    family.noun(),
+                    item.id
+                )));
+            }
+            if exists && !replace {
+                return Err(ServiceError::Conflict(format!(
+                    "{}: a {} with id `{}` already exists",
+                    item.pointer,
+                    family.noun(),
+                    item.id
+                )));
+            }
+            if !exists && replace {
+                return Err(ServiceError::NotFound(format!(
+                    "{} `{}` not found",
+                    family.noun(),
+                    item.id
+                )));
+            }
+            if !seen.insert(item.id.clone()) {
+                return Err(ServiceError::Invalid(format!(
+                    "{}: id `{}` appears twice in the request",
+                    item.pointer, item.id
+                )));
+            }
+            let wanted = if family == Family::Campaigns {
+                "campaign"
+            } else {
+                "standard"
+            };
+            if family != Family::Checks {
+                let given = item
+                    .body
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("standard");
+                if given != wanted {
+                    return Err(ServiceError::Invalid(format!(
+                        "{}/type: expected `{wanted}` here, found `{given}`",
+                        item.pointer
+                    )));
+                }
+            }
+        }
+        let stored = self.store.definitions(family.kind()).await?;
+        let replaced: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        let mut nodes = stored_nodes(
+            &stored
+                .iter()
+                .filter(|(id, _)| !replaced.contains(id.as_str()))
+                .cloned()
+                .collect::<Vec<_>>(),
+            family.noun(),
+        );
+        nodes.extend(items.iter().map(|i| json_node(&i.body, &i.pointer)));
+        let (check_nodes, track_nodes) = self.other_family(family, nodes).await?;
+        let mut api_checks = current.api_checks.clone();
+        let mut api_tracks = current.api_tracks.clone();
+        for item in &items {
+            match family {
+                Family::Checks => api_checks.insert(item.id.clone()),
+                _ => api_tracks.insert(item.id.clone()),
+            };
+        }
+        let defs = compile(&self.base, check_nodes, track_nodes, api_checks, api_tracks)
+            .map_err(|e| ServiceError::from_config(&e))?;
+        let rows: Vec<(String, Value)> = items
+            .iter()
+            .map(|i| (i.id.clone(), i.body.clone()))
+            .collect();
+        self.store
+            .put_definitions(family.kind(), &rows, now_ms())
+            .await?;
+        let out = items
+            .iter()
+            .filter_map(|i| definition_json(&defs, family, &i.id))
+            .collect();
+        self.defs.store(Arc::new(defs));
+        self.reevaluate_in_background().await;
+        Ok(out)
+    }
+
+    /// Deletes an API-created definition; checks still named by a track cannot go.
+    pub async fn delete_definition(
+        self: &Arc<Self>,
+        family: Family,
+        id: &str,
+    ) -> ServiceResult<()> {
+        let _guard = self.definitions_lock.lock().await;
+        let current = self.definitions();
+        let in_api = match family {
+            Family::Checks => current.api_checks.contains(id),
+            _ => current.api_tracks.contains(id),
+        };
+        if !in_api {
+            let exists = match family {
+                Family::Checks => current.config.check(id).is_some(),
+                _ => current.config.track(id).is_some(),
+            };
+            return Err(if exists {
+                ServiceError::Forbidden(format!(
+                    "{} `{id}` is defined in a config file and is read-only through the API",
+                    family.noun()
+                ))
+            } else {
+                ServiceError::NotFound(format!("{} `{id}` not found", family.noun()))
+            });
+        }
+        let stored = self.store.definitions(family.kind()).await?;
+        let kept: Vec<(String, Value)> = stored.into_iter().filter(|(i, _)| i != id).collect();
+        let (check_nodes, track_nodes) = self
+            .other_family(family, stored_nodes(&kept, family.noun()))
+            .await?;
+        let mut api_checks = current.api_checks.clone();
+        let mut api_tracks = current.api_tracks.clone();
+        api_checks.remove(id);
+        if family != Family::Checks {
+            api_tracks.remove(id);
+        }
+        let defs =
+            compile(&self.base, check_nodes, track_nodes, api_checks, api_tracks).map_err(|e| {
+                ServiceError::Conflict(format!(
+                    "{} `{id}` cannot be deleted: {}",
+                    family.noun(),
+                    ServiceError::from_config(&e)
+                ))
+            })?;
+        self.store.delete_definition(family.kind(), id).await?;
+        self.defs.store(Arc::new(defs));
+        Ok(())
+    }
+
+    /// Completes a node list of one family with the stored nodes of the other.
+    async fn other_family(
+        &self,
+        family: Family,
+        nodes: Vec<Node>,
+    ) -> ServiceResult<(Vec<Node>, Vec<Node>)> {
+        Ok(match family {
+            Family::Checks => {
+                let tracks = self.store.definitions(DefinitionKind::Track).await?;
+                (nodes, stored_nodes(&tracks, "track"))
+            }
+            _ => {
+                let checks = self.store.definitions(DefinitionKind::Check).await?;
+                (stored_nodes(&checks, "check"), nodes)
+            }
+        })
+    }
+
+    /// Re-evaluates every entity against the definitions in force, in the background; one
+    /// run at a time. [`App::settled`] waits for it.
+    pub async fn reevaluate_in_background(self: &Arc<Self>) {
+        let guard = self.reevaluation.clone().lock_owned().await;
+        let app = Arc::clone(self);
+        tokio::spawn(async move {
+            let _guard = guard;
+            match app.certify_world("default").await {
+                Ok(o) => tracing::info!(
+                    entities = o.entities,
+                    results = o.result_changes,
+                    certifications = o.certification_changes,
+                    "re-evaluated every entity against the definitions in force"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "re-evaluation after a definition change failed")
+                }
+            }
+        });
+    }
+
+    /// Waits until a background re-evaluation (after a definition change) has finished.
+    pub async fn settled(&self) {
+        drop(self.reevaluation.lock().await);
+    }
+}
+
+/// One definition as the API shows it.
+pub fn definition_json(defs: &Definitions, family: Family, id: &str) -> Option<Value> {
+    match family {
+        Family::Checks => defs
+            .config
+            .check(id)
+            .and_then(|c| serde_json::to_value(c).ok()),
+        _ => defs
+            .config
+            .track(id)
+            .and_then(|t| serde_json::to_value(t).ok()),
+    }
+}

@@ -1,0 +1,207 @@
+//! The application behind `soundcheck serve`: the loaded definitions (config files plus what
+//! was created through the API), the store, the live evaluator and the events service, and
+//! the operations the REST API exposes. HTTP lives in `server`; this module knows nothing of
+//! it beyond returning [`ServiceError`]s that map onto HTTP statuses.
+
+mod catalog;
+mod definitions;
+mod exemptions;
+mod facts;
+mod results;
+mod status;
+pub mod views;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde_json::Value;
+use soundcheck_core::Engine;
+use soundcheck_core::config::{ConfigError, Node};
+use soundcheck_core::model::SoundcheckConfig;
+
+use crate::events::{DeliverySettings, EventsService};
+use crate::state::live::LiveState;
+use crate::store::{SqlStore, StoreError};
+
+pub use catalog::CatalogSource;
+pub use definitions::{Family, Incoming, definition_json};
+pub use exemptions::ExemptionFilter;
+pub use facts::parse_fact;
+pub use results::entity_ref;
+pub use status::{CheckEntity, TrackEntity};
+
+/// Why an operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is malformed or names something invalid; says where (JSON pointer).
+    #[error("{0}")]
+    Invalid(String),
+    /// A named check, track, entity or exemption does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change conflicts with the current state (an id in use, a check a track needs).
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller may not do this (a definition from a config file is read-only).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    /// All problems of a rejected definition, one per line.
+    pub fn from_config(e: &ConfigError) -> Self {
+        Self::Invalid(
+            e.errors()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    }
+}
+
+/// Result alias for service operations.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// The definitions in force: config files plus API-created ones, compiled.
+pub struct Definitions {
+    /// Every check and track, validated together.
+    pub config: SoundcheckConfig,
+    /// The compiled engine.
+    pub engine: Arc<Engine>,
+    /// Ids of checks created through the API (the rest come from files and are read-only).
+    pub api_checks: HashSet<String>,
+    /// Ids of tracks and campaigns created through the API.
+    pub api_tracks: HashSet<String>,
+}
+
+/// How the service starts.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// The merged config files (`Loaded::root`) and what they decoded to.
+    pub base: Node,
+    /// The file config as decoded.
+    pub file_config: SoundcheckConfig,
+    /// Database URL.
+    pub database_url: String,
+    /// Where entities come from at start (replacing the stored catalog), if anywhere.
+    pub catalog: Option<CatalogSource>,
+    /// Facts files (JSON lines shaped like `POST /facts` items) submitted at start.
+    pub facts_files: Vec<std::path::PathBuf>,
+}
+
+/// The running application.
+pub struct App {
+    base: Node,
+    defs: ArcSwap<Definitions>,
+    store: SqlStore,
+    events: Option<EventsService<SqlStore>>,
+    entities: ArcSwap<Vec<(String, Value)>>,
+    /// Serialises changes of definitions (validate, store, swap).
+    definitions_lock: tokio::sync::Mutex<()>,
+    /// Held by the background re-evaluation that follows a definition change.
+    reevaluation: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl App {
+    /// Opens the store, loads API-created definitions, starts event delivery and loads the
+    /// catalog source.
+    pub async fn start(options: AppOptions) -> anyhow::Result<Arc<Self>> {
+        use anyhow::Context;
+        let store = SqlStore::open(&options.database_url)
+            .await
+            .with_context(|| format!("cannot open database `{}`", options.database_url))?;
+        let events = options.file_config.events_enabled.then(|| {
+            EventsService::new(
+                store.clone(),
+                DeliverySettings::from(&options.file_config.delivery),
+            )
+        });
+        let defs = definitions::load(&options.base, &store)
+            .await
+            .context("the definitions stored in the database no longer validate")?;
+        let app = Arc::new(Self {
+            base: options.base,
+            defs: ArcSwap::from_pointee(defs),
+            store,
+            events,
+            entities: ArcSwap::from_pointee(Vec::new()),
+            definitions_lock: tokio::sync::Mutex::new(()),
+            reevaluation: Arc::new(tokio::sync::Mutex::new(())),
+        });
+        if let Some(source) = &options.catalog {
+            app.load_catalog(source).await?;
+        }
+        app.refresh_entities().await?;
+        if !options.facts_files.is_empty() {
+            app.load_fact_files(&options.facts_files).await?;
+        }
+        Ok(app)
+    }
+
+    /// The definitions in force.
+    pub fn definitions(&self) -> Arc<Definitions> {
+        self.defs.load_full()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &SqlStore {
+        &self.store
+    }
+
+    /// The events service, when `soundcheck.events.enabled`.
+    pub fn events(&self) -> Option<&EventsService<SqlStore>> {
+        self.events.as_ref()
+    }
+
+    /// The live evaluator over the definitions in force.
+    pub fn live(&self) -> LiveState<SqlStore> {
+        LiveState::new(
+            self.defs.load().engine.clone(),
+            self.store.clone(),
+            self.events.clone(),
+        )
+    }
+
+    /// Every known entity: (ref, body), sorted by ref.
+    pub fn entities(&self) -> Arc<Vec<(String, Value)>> {
+        self.entities.load_full()
+    }
+
+    /// Re-reads the entity list from the store.
+    pub async fn refresh_entities(&self) -> Result<(), StoreError> {
+        use crate::store::QueryStore;
+        self.entities.store(Arc::new(self.store.entities().await?));
+        Ok(())
+    }
+
+    /// Re-evaluates every check and re-certifies every track for every entity in `scope`.
+    pub async fn certify_world(
+        &self,
+        scope: &str,
+    ) -> Result<crate::state::world::WorldOutcome, StoreError> {
+        self.live().certify_world(scope).await
+    }
+
+    /// Stops event delivery (saving cursors).
+    pub async fn shutdown(&self) {
+        if let Some(events) = &self.events {
+            events.shutdown().await;
+        }
+    }
+}
+
+/// Now, in milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Milliseconds since the epoch as RFC 3339 (`2026-11-27T19:25:35.123Z`).
+pub(crate) fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,128 @@
+//! Re-evaluation on demand: `POST /checks/execute` (some checks, some entities, optionally a
+//! dry run) and `POST /certify_world` (every check and track for every entity), each entity
+//! from its stored facts, written like any other evaluation.
+
+use soundcheck_core::model::CheckState;
+
+use super::live::{LiveState, Target};
+use crate::store::{CatalogStore, QueryStore, StateStore, StoreResult};
+
+/// The state of one check for one entity after an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    /// The check.
+    pub check_id: String,
+    /// The entity.
+    pub entity_ref: String,
+    /// The scope.
+    pub scope: String,
+    /// The new state; `None` when none of the rule's facts exist (not reported).
+    pub state: Option<CheckState>,
+}
+
+/// What a world re-certification did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorldOutcome {
+    /// Entities evaluated.
+    pub entities: usize,
+    /// Check results that changed.
+    pub result_changes: usize,
+    /// Certification levels that changed.
+    pub certification_changes: usize,
+    /// Events written.
+    pub events: i64,
+}
+
+impl<S: StateStore + CatalogStore + QueryStore + Clone + 'static> LiveState<S> {
+    /// Evaluates the checks at `checks` (all when `None`) for one entity from its stored
+    /// facts and, unless `dry_run`, stores the changes with their events; certification runs
+    /// over every track when all checks are evaluated. `None` when the entity is unknown.
+    pub async fn execute(
+        &self,
+        entity_ref: &str,
+        scope: &str,
+        checks: Option<&[usize]>,
+        dry_run: bool,
+    ) -> StoreResult<Option<(Vec<Executed>, WorldOutcome)>> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let snapshot = self.store.snapshot(entity_ref, scope, now).await?;
+        let Some(entity) = &snapshot.entity else {
+            return Ok(None);
+        };
+        let all: Vec<usize>;
+        let (affected, all_tracks) = match checks {
+            Some(list) => (list, false),
+            None => {
+                all = (0..self.engine.check_count()).collect();
+                (all.as_slice(), true)
+            }
+        };
+        let target = Target {
+            entity_ref,
+            scope,
+            entity,
+            snapshot: &snapshot,
+        };
+        let (changes, evaluated) = self.evaluate(target, &[], affected, all_tracks);
+        let executed = evaluated
+            .into_iter()
+            .map(|(check, state)| Executed {
+                check_id: self.engine.check_id(check).to_string(),
+                entity_ref: entity_ref.to_string(),
+                scope: scope.to_string(),
+                state,
+            })
+            .collect();
+        let mut outcome = WorldOutcome {
+            entities: 1,
+            result_changes: changes.results.len(),
+            certification_changes: changes.certifications.len(),
+            events: 0,
+        };
+        if !dry_run {
+            let applied = self.store.apply(&changes, self.events.is_some()).await?;
+            outcome.events = applied.events();
+            if let Some(events) = &self.events {
+                events.notify_committed(applied.last_seq);
+            }
+        }
+        Ok(Some((executed, outcome)))
+    }
+
+    /// Re-certifies every track for one entity from its stored results (after an exemption
+    /// changed); false when the entity is unknown.
+    pub async fn recertify(&self, entity_ref: &str, scope: &str) -> StoreResult<bool> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let snapshot = self.store.snapshot(entity_ref, scope, now).await?;
+        let Some(entity) = &snapshot.entity else {
+            return Ok(false);
+        };
+        let target = Target {
+            entity_ref,
+            scope,
+            entity,
+            snapshot: &snapshot,
+        };
+        let (changes, _) = self.evaluate(target, &[], &[], true);
+        let applied = self.store.apply(&changes, self.events.is_some()).await?;
+        if let Some(events) = &self.events {
+            events.notify_committed(applied.last_seq);
+        }
+        Ok(true)
+    }
+
+    /// Re-evaluates every check and re-certifies every track for every stored entity in
+    /// `scope`, writing only what changed.
+    pub async fn certify_world(&self, scope: &str) -> StoreResult<WorldOutcome> {
+        let mut total = WorldOutcome::default();
+        for (entity_ref, _) in self.store.entities().await? {
+            if let Some((_, o)) = self.execute(&entity_ref, scope, None, false).await? {
+                total.entities += o.entities;
+                total.result_changes += o.result_changes;
+                total.certification_changes += o.certification_changes;
+                total.events += o.events;
+            }
+        }
+        Ok(total)
+    }
+}
