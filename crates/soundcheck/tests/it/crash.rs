@@ -207,5 +207,22 @@ async fn killed_runs_never_leave_a_transition_without_its_event() {
         .into_iter()
         .map(|r| (r.check_id, r.entity_ref, r.state.as_str().to_string()))
         .collect();
-    assert_eq!(stored, clean);
+    // Every result of the clean run is stored with the same state. Pairs the last input does
+    // not report (the generator drops 8% of facts) keep the state an earlier run stored: a
+    // batch without a fact is not evidence that the fact is gone.
+    let reported: HashSet<(&str, &str)> = clean
+        .iter()
+        .map(|(c, e, _)| (c.as_str(), e.as_str()))
+        .collect();
+    let stored_reported: HashSet<(String, String, String)> = stored
+        .iter()
+        .filter(|(c, e, _)| reported.contains(&(c.as_str(), e.as_str())))
+        .cloned()
+        .collect();
+    let missing: Vec<_> = clean.difference(&stored_reported).take(5).collect();
+    let wrong: Vec<_> = stored_reported.difference(&clean).take(5).collect();
+    assert!(
+        missing.is_empty() && wrong.is_empty(),
+        "stored state differs from a clean run: missing {missing:?}, different {wrong:?}"
+    );
 }

@@ -7,6 +7,9 @@
     reason = "integration tests: a failed step should fail the test"
 )]
 
+mod api;
+mod api_harness;
+mod api_input;
 mod backends;
 mod crash;
 mod evaluate;
