@@ -126,6 +126,14 @@ pub fn decode_root(root: &Node, diags: &mut Diagnostics) -> SoundcheckConfig {
         .get("retention")
         .map(|n| super::decode_service::retention(n, diags))
         .unwrap_or_default();
+    let collectors = fields
+        .get("collectors")
+        .map(|n| super::decode_collectors::collectors(n, diags))
+        .unwrap_or_default();
+    let limiters = fields
+        .get("job")
+        .map(|n| super::decode_collectors::limiters(n, diags))
+        .unwrap_or_default();
     let server = fields
         .get("server")
         .map(|n| super::decode_server::server(n, diags))
@@ -138,6 +146,8 @@ pub fn decode_root(root: &Node, diags: &mut Diagnostics) -> SoundcheckConfig {
         delivery,
         retention,
         server,
+        collectors,
+        limiters,
     }
 }
 

@@ -8,6 +8,7 @@
 //! are appended, so checks can be split across files; duplicate ids are then an error.
 
 mod decode;
+pub mod decode_collectors;
 mod decode_rule;
 mod decode_server;
 mod decode_service;

@@ -28,6 +28,26 @@ pub enum Frequency {
     Every(u64),
 }
 
+impl Frequency {
+    /// The first run strictly after `now_ms` (milliseconds since the epoch, UTC); `None` when
+    /// a cron expression has no further occurrence or cannot be parsed.
+    pub fn next_after(&self, now_ms: i64) -> Option<i64> {
+        match self {
+            Frequency::Every(seconds) => {
+                let step = i64::try_from(*seconds).ok()?.checked_mul(1000)?;
+                now_ms.checked_add(step.max(1))
+            }
+            Frequency::Cron(expr) => {
+                let cron: croner::Cron = expr.parse().ok()?;
+                let now = chrono::DateTime::from_timestamp_millis(now_ms)?;
+                cron.find_next_occurrence(&now, false)
+                    .ok()
+                    .map(|t| t.timestamp_millis())
+            }
+        }
+    }
+}
+
 /// `schedule: {frequency, filter, exclude}` of a check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Schedule {
@@ -110,5 +130,20 @@ impl Check {
             documentation_url: None,
             schedule: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Frequency;
+
+    #[test]
+    fn intervals_and_cron_expressions_give_the_next_run() {
+        let noon = 1_764_244_800_000; // 2025-11-27T12:00:00Z
+        assert_eq!(Frequency::Every(90).next_after(noon), Some(noon + 90_000));
+        let hourly = Frequency::Cron("0 * * * *".into());
+        assert_eq!(hourly.next_after(noon), Some(noon + 3_600_000));
+        assert_eq!(hourly.next_after(noon + 1), Some(noon + 3_600_000));
+        assert_eq!(Frequency::Cron("not cron".into()).next_after(noon), None);
     }
 }

@@ -1,12 +1,14 @@
 //! The domain model: references, states, checks, tracks and the parsed configuration.
 
 pub mod check;
+pub mod collector;
 pub mod refs;
 pub mod server;
 pub mod state;
 pub mod track;
 
 pub use check::{Check, CheckType, Frequency, Schedule};
+pub use collector::{CacheSetting, CollectEntry, CollectorConfig, Limiter};
 pub use refs::{EntityRef, FactRef, RefError};
 pub use server::{Access, ApiToken, ServerConfig};
 pub use state::{CertState, CheckState};
@@ -27,6 +29,10 @@ pub struct SoundcheckConfig {
     pub retention: RetentionConfig,
     /// `soundcheck.server` (used by `soundcheck serve`).
     pub server: ServerConfig,
+    /// `soundcheck.collectors`: every collector block, in file order.
+    pub collectors: Vec<CollectorConfig>,
+    /// `soundcheck.job.workers.<id>.limiter` by collector id.
+    pub limiters: std::collections::BTreeMap<String, Limiter>,
 }
 
 /// How events are delivered to subscribers (`soundcheck.events.delivery`).

@@ -4,7 +4,7 @@
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
-    /// `GET` requests only.
+    /// `GET` requests and the POST routes that only read (filtered aggregates, entity lists).
     Read,
     /// Every request.
     Write,

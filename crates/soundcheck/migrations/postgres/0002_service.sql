@@ -23,3 +23,16 @@ CREATE TABLE definitions (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (kind, id)
 );
+
+-- Scheduled jobs (collector runs, check schedules, catalog refresh). A replica runs a job only
+-- after claiming its lease with a conditional UPDATE, so replicas sharing one database never
+-- run the same due job twice.
+CREATE TABLE scheduled_jobs (
+    job_id TEXT PRIMARY KEY NOT NULL,
+    next_run_at BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    last_run_at BIGINT,
+    last_error TEXT,
+    runs BIGINT NOT NULL DEFAULT 0
+);

@@ -11,6 +11,7 @@ use clap::Args;
 
 use super::{Exit, load_config};
 use crate::server::{self, HttpSettings, auth::Auth};
+use crate::service::scheduler::{Scheduler, SystemClock};
 use crate::service::{App, AppOptions, CatalogSource};
 
 /// Flags of `soundcheck serve`.
@@ -76,11 +77,33 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Exit> {
     if settings.tokens.is_empty() {
         tracing::warn!("no tokens in soundcheck.server.auth.tokens: every write will be refused");
     }
+    let configured = loaded
+        .config
+        .collectors
+        .iter()
+        .find(|c| c.id == "catalog")
+        .map(|c| CatalogSource::from_settings(&c.settings))
+        .transpose()
+        .context("invalid `soundcheck.collectors.catalog`")?
+        .flatten();
+    let source = if catalog.is_empty() {
+        configured
+    } else {
+        Some(CatalogSource {
+            files: catalog,
+            ..configured.unwrap_or_default()
+        })
+    };
+    if source.is_none() {
+        tracing::warn!(
+            "no catalog source (--catalog or soundcheck.collectors.catalog): serving the entities already stored"
+        );
+    }
     let options = AppOptions {
         base: loaded.root,
         file_config: loaded.config,
         database_url: database,
-        catalog: (!catalog.is_empty()).then_some(CatalogSource { files: catalog }),
+        catalog: source,
         facts_files: facts,
     };
     let http = HttpSettings {
@@ -108,10 +131,17 @@ async fn serve(options: AppOptions, http: HttpSettings, addr: SocketAddr) -> any
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "soundcheck is listening: http://{local}/api/soundcheck");
     let router = server::router(Arc::clone(&app), http);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let scheduler = Scheduler::new(Arc::clone(&app), Arc::new(SystemClock));
+    let scheduler = tokio::spawn(scheduler.run_until(cancel.clone()));
     server::serve(listener, router, shutdown_signal()).await?;
     tracing::info!(
-        "shutting down: waiting for background evaluation and saving delivery positions"
+        "shutting down: finishing scheduled jobs and background evaluation, saving delivery positions"
     );
+    cancel.cancel();
+    if let Err(e) = scheduler.await {
+        tracing::error!(error = %e, "the scheduler stopped abnormally");
+    }
     app.settled().await;
     app.shutdown().await;
     tracing::info!("stopped");

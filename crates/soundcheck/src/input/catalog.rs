@@ -46,12 +46,21 @@ impl Catalog {
 }
 
 /// Reads every file; `.json`/`.jsonl`/`.ndjson` as JSON lines, anything else as YAML.
+/// `Location` entities are followed: their file targets (`spec.target`, `spec.targets`,
+/// relative to the file that names them) are read too, each file once; URL and glob targets
+/// are skipped with a warning.
 pub fn load(paths: &[impl AsRef<Path>]) -> anyhow::Result<Result<Catalog, InputError>> {
     let mut catalog = Catalog::default();
     let mut problems = Vec::new();
-    for path in paths {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
+    let mut queue: std::collections::VecDeque<std::path::PathBuf> =
+        paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(path) = queue.pop_front() {
+        let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if !seen.insert(key) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
             .map_err(|e| anyhow::anyhow!("cannot read catalog file `{}`: {e}", path.display()))?;
         let file = path.display().to_string();
         let is_json_lines = matches!(
@@ -66,6 +75,22 @@ pub fn load(paths: &[impl AsRef<Path>]) -> anyhow::Result<Result<Catalog, InputE
             yaml_docs(&file, &text, &mut problems)
         };
         for (line, value) in values {
+            for target in location_targets(&value) {
+                match follow(&path, &target) {
+                    Some(next) if next.exists() => queue.push_back(next),
+                    Some(next) => problems.push(InputProblem {
+                        file: file.clone(),
+                        line,
+                        message: format!(
+                            "Location target `{target}` does not exist (looked for `{}`)",
+                            next.display()
+                        ),
+                    }),
+                    None => {
+                        tracing::warn!(target = %target, file = %file, "Location target skipped: only relative file targets are read")
+                    }
+                }
+            }
             match entity_ref_of(&value) {
                 Ok(entity_ref) => catalog.push(CatalogEntity { entity_ref, value }),
                 Err(message) => problems.push(InputProblem {
@@ -82,6 +107,42 @@ pub fn load(paths: &[impl AsRef<Path>]) -> anyhow::Result<Result<Catalog, InputE
     let total = problems.len();
     problems.truncate(MAX_REPORTED);
     Ok(Err(InputError { problems, total }))
+}
+
+/// The targets of a `Location` entity.
+fn location_targets(entity: &Value) -> Vec<String> {
+    if entity
+        .get("kind")
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
+        .as_deref()
+        != Some("location")
+    {
+        return Vec::new();
+    }
+    let Some(spec) = entity.get("spec") else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = spec
+        .get("target")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    if let Some(Value::Array(items)) = spec.get("targets") {
+        out.extend(items.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    out
+}
+
+/// The file a relative target names, or `None` for URLs and globs.
+fn follow(from: &Path, target: &str) -> Option<std::path::PathBuf> {
+    let target = target.strip_prefix("file:").unwrap_or(target);
+    if target.contains("://") || target.contains(['*', '?', '[']) {
+        return None;
+    }
+    let base = from.parent().unwrap_or_else(|| Path::new("."));
+    Some(base.join(target))
 }
 
 fn json_lines(file: &str, text: &str, problems: &mut Vec<InputProblem>) -> Vec<(usize, Value)> {

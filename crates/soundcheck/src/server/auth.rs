@@ -66,15 +66,22 @@ fn is_read(method: &Method, path: &str) -> bool {
 /// Authenticates the request and stores the [`Caller`] in its extensions.
 pub async fn authenticate(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
     let read = is_read(request.method(), request.uri().path());
-    let presented = request
+    let header = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .map(|v| v.to_str().unwrap_or_default().trim().to_string());
+    let presented = match header.as_deref() {
+        None => None,
+        Some(h) => match h.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+            _ => {
+                return ApiError::unauthenticated(
+                    "only `Authorization: Bearer <token>` is accepted",
+                )
+                .into_response();
+            }
+        },
+    };
     let caller = match presented {
         Some(token) => match auth.find(token) {
             Some(t) => Caller {

@@ -131,6 +131,14 @@ pub async fn backstage_errors(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json && response.extensions().get::<Rendered>().is_none() {
+        // A handler's own JSON answer (`/readyz`): keep it.
+        return response;
+    }
     let message = match response.extensions().get::<Rendered>() {
         Some(Rendered(m)) => m.clone(),
         None => {

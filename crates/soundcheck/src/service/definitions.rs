@@ -72,6 +72,7 @@ fn compile(
         config: loaded.config,
         api_checks,
         api_tracks,
+        api_collectors: Vec::new(),
     })
 }
 
@@ -79,14 +80,18 @@ fn compile(
 pub(super) async fn load(base: &Node, store: &SqlStore) -> Result<Definitions, LoadError> {
     let checks = store.definitions(DefinitionKind::Check).await?;
     let tracks = store.definitions(DefinitionKind::Track).await?;
-    compile(
+    let mut defs = compile(
         base,
         stored_nodes(&checks, "check"),
         stored_nodes(&tracks, "track"),
         checks.iter().map(|(id, _)| id.clone()).collect(),
         tracks.iter().map(|(id, _)| id.clone()).collect(),
     )
-    .map_err(|e| LoadError::Invalid(e.to_string()))
+    .map_err(|e| LoadError::Invalid(e.to_string()))?;
+    let collectors = store.definitions(DefinitionKind::Collector).await?;
+    defs.api_collectors =
+        super::collector_defs::decode_stored(&collectors).map_err(LoadError::Invalid)?;
+    Ok(defs)
 }
 
 /// One definition in a request body, with where it was.
@@ -134,6 +139,19 @@ impl App {
                     family.noun(),
                     item.id
                 )));
+            }
+            if exists && replace && family != Family::Checks {
+                let is_campaign = current
+                    .config
+                    .track(&item.id)
+                    .is_some_and(|t| t.track_type == "campaign");
+                if is_campaign != (family == Family::Campaigns) {
+                    return Err(ServiceError::NotFound(format!(
+                        "{} `{}` not found",
+                        family.noun(),
+                        item.id
+                    )));
+                }
             }
             if !exists && replace {
                 return Err(ServiceError::NotFound(format!(
@@ -187,8 +205,9 @@ impl App {
                 _ => api_tracks.insert(item.id.clone()),
             };
         }
-        let defs = compile(&self.base, check_nodes, track_nodes, api_checks, api_tracks)
+        let mut defs = compile(&self.base, check_nodes, track_nodes, api_checks, api_tracks)
             .map_err(|e| ServiceError::from_config(&e))?;
+        defs.api_collectors = current.api_collectors.clone();
         let rows: Vec<(String, Value)> = items
             .iter()
             .map(|i| (i.id.clone(), i.body.clone()))
@@ -242,14 +261,15 @@ impl App {
         if family != Family::Checks {
             api_tracks.remove(id);
         }
-        let defs =
-            compile(&self.base, check_nodes, track_nodes, api_checks, api_tracks).map_err(|e| {
+        let mut defs = compile(&self.base, check_nodes, track_nodes, api_checks, api_tracks)
+            .map_err(|e| {
                 ServiceError::Conflict(format!(
                     "{} `{id}` cannot be deleted: {}",
                     family.noun(),
                     ServiceError::from_config(&e)
                 ))
             })?;
+        defs.api_collectors = current.api_collectors.clone();
         self.store.delete_definition(family.kind(), id).await?;
         self.defs.store(Arc::new(defs));
         Ok(())

@@ -75,6 +75,11 @@ impl App {
         by: &str,
     ) -> ServiceResult<ExemptionView> {
         let entity = self.known_pair(check_id, entity)?;
+        if expires_at.is_some_and(|e| e <= now_ms()) {
+            return Err(ServiceError::Invalid(
+                "/expiresAt: the expiry is in the past".to_string(),
+            ));
+        }
         if justification.trim().is_empty() {
             return Err(ServiceError::Invalid(
                 "/justification: must not be empty".to_string(),

@@ -4,10 +4,13 @@
 //! it beyond returning [`ServiceError`]s that map onto HTTP statuses.
 
 mod catalog;
+mod collector_defs;
+pub mod collectors;
 mod definitions;
 mod exemptions;
 mod facts;
 mod results;
+pub mod scheduler;
 mod status;
 pub mod views;
 
@@ -24,7 +27,8 @@ use crate::events::{DeliverySettings, EventsService};
 use crate::state::live::LiveState;
 use crate::store::{SqlStore, StoreError};
 
-pub use catalog::CatalogSource;
+pub use catalog::{BackstageCatalog, CatalogSource};
+pub use collector_defs::FactCollectorView;
 pub use definitions::{Family, Incoming, definition_json};
 pub use exemptions::ExemptionFilter;
 pub use facts::parse_fact;
@@ -76,6 +80,8 @@ pub struct Definitions {
     pub api_checks: HashSet<String>,
     /// Ids of tracks and campaigns created through the API.
     pub api_tracks: HashSet<String>,
+    /// Collector blocks created through the API (one per collector id).
+    pub api_collectors: Vec<soundcheck_core::model::CollectorConfig>,
 }
 
 /// How the service starts.
@@ -104,6 +110,12 @@ pub struct App {
     definitions_lock: tokio::sync::Mutex<()>,
     /// Held by the background re-evaluation that follows a definition change.
     reevaluation: Arc<tokio::sync::Mutex<()>>,
+    /// Registered fact collectors.
+    collectors: std::sync::RwLock<Vec<Arc<dyn collectors::FactCollector>>>,
+    /// Per-collector rate limit windows.
+    rate_limits: collectors::RateLimits,
+    /// Where the catalog comes from (refreshed by the `catalog` job).
+    catalog_source: Option<CatalogSource>,
 }
 
 impl App {
@@ -131,6 +143,9 @@ impl App {
             entities: ArcSwap::from_pointee(Vec::new()),
             definitions_lock: tokio::sync::Mutex::new(()),
             reevaluation: Arc::new(tokio::sync::Mutex::new(())),
+            collectors: std::sync::RwLock::new(vec![Arc::new(collectors::SoundcheckCollector)]),
+            rate_limits: collectors::RateLimits::default(),
+            catalog_source: options.catalog.clone(),
         });
         if let Some(source) = &options.catalog {
             app.load_catalog(source).await?;
@@ -150,6 +165,11 @@ impl App {
     /// The store.
     pub fn store(&self) -> &SqlStore {
         &self.store
+    }
+
+    /// Where the catalog comes from.
+    pub fn catalog_source(&self) -> Option<&CatalogSource> {
+        self.catalog_source.as_ref()
     }
 
     /// The events service, when `soundcheck.events.enabled`.
@@ -197,6 +217,11 @@ impl App {
 /// Now, in milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// Now, in milliseconds since the epoch (for callers outside the service).
+pub fn now() -> i64 {
+    now_ms()
 }
 
 /// Milliseconds since the epoch as RFC 3339 (`2026-11-27T19:25:35.123Z`).

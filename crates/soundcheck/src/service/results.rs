@@ -42,7 +42,12 @@ impl App {
         checks: &[String],
     ) -> ServiceResult<u64> {
         let entity = entity_ref(entity, "entityRef")?;
-        Ok(self.store.delete_results(&entity, scope, checks).await?)
+        let removed = self.store.delete_results(&entity, scope, checks).await?;
+        // Certification counts a removed result as not reported.
+        self.live()
+            .recertify(&entity, scope.unwrap_or("default"))
+            .await?;
+        Ok(removed)
     }
 
     /// Validates and stores submitted results (`results` is the body's array, at `pointer`).
@@ -115,9 +120,21 @@ impl App {
             ),
             None => None,
         };
+        let mut unique: Vec<&String> = Vec::with_capacity(entities.len());
+        let mut seen = std::collections::HashSet::new();
+        for entity in entities {
+            if self.entity_body(entity).is_none() {
+                return Err(ServiceError::NotFound(format!(
+                    "entity `{entity}` is not in the catalog"
+                )));
+            }
+            if seen.insert(entity.as_str()) {
+                unique.push(entity);
+            }
+        }
         let live = self.live();
         let mut out = Vec::new();
-        for entity in entities {
+        for entity in unique {
             let Some((executed, _)) = live
                 .execute(entity, "default", positions.as_deref(), dry_run)
                 .await?

@@ -124,7 +124,7 @@ impl App {
             .config
             .check(id)
             .cloned()
-            .ok_or_else(|| ServiceError::NotFound(format!("Check not found: `{id}`")))
+            .ok_or_else(|| ServiceError::NotFound(format!("check `{id}` not found")))
     }
 
     /// The aggregate status of a check over every entity (or the ones matching `filter`).

@@ -316,7 +316,7 @@ impl CatalogStore for SqlStore {
         reason: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<u64> {
-        const SQL: &str = "UPDATE exemptions SET revoked = 1, revoked_by = $3, revoked_at = $4, revoke_reason = $5 WHERE check_id = $1 AND entity_ref = $2 AND revoked = 0";
+        const SQL: &str = "UPDATE exemptions SET revoked = 1, revoked_by = $3, revoked_at = $4, revoke_reason = $5 WHERE check_id = $1 AND entity_ref = $2 AND revoked = 0 AND (expires_at IS NULL OR expires_at > $4)";
         on_pool!(&self.pool, p => Ok(sqlx::query(SQL).bind(check_id).bind(entity_ref).bind(by).bind(now_ms).bind(reason).execute(p).await?.rows_affected()))
     }
 

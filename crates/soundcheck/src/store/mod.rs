@@ -19,6 +19,7 @@ macro_rules! on_pool {
 mod catalog;
 mod definitions;
 mod dialect;
+mod jobs;
 mod read;
 mod sql;
 
@@ -30,6 +31,7 @@ use soundcheck_core::model::{CertState, CheckState};
 
 pub use catalog::{CatalogStore, EntitySnapshot, ExemptionRecord, FactRecord, Retention};
 pub use definitions::{DefinitionKind, DefinitionStore};
+pub use jobs::{JobState, JobStore};
 pub use read::{ExemptionQuery, ExemptionRow, LevelRow, QueryStore, ResultRow};
 pub use sql::{SqlStore, create_postgres_database};
 

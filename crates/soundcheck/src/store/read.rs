@@ -159,6 +159,13 @@ pub trait QueryStore: Send + Sync {
         &self,
         check_id: &str,
     ) -> impl Future<Output = StoreResult<Vec<ExemptionRow>>> + Send;
+    /// When each of these facts of each of these entities was last received (ms), scope
+    /// `default`: (entity, fact ref, received at).
+    fn fact_times(
+        &self,
+        entity_refs: &[String],
+        fact_refs: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<(String, String, i64)>>> + Send;
     /// Every entity: (ref, body).
     fn entities(&self) -> impl Future<Output = StoreResult<Vec<(String, Value)>>> + Send;
     /// Removes entities with their facts and results; returns how many entities.
@@ -430,6 +437,25 @@ impl QueryStore for SqlStore {
                 revoked_at: r.try_get(7)?,
                 revoke_reason: r.try_get(8)?,
             })).collect()
+        })
+    }
+
+    async fn fact_times(
+        &self,
+        entity_refs: &[String],
+        fact_refs: &[String],
+    ) -> StoreResult<Vec<(String, String, i64)>> {
+        let sqlite = self.is_sqlite();
+        let sql = format!(
+            "SELECT entity_ref, fact_ref, received_at FROM facts WHERE scope = 'default'{}{}",
+            in_list(sqlite, "entity_ref", 1, false),
+            in_list(sqlite, "fact_ref", 2, false)
+        );
+        let entities = serde_json::to_string(entity_refs).unwrap_or_else(|_| "[]".into());
+        let facts = serde_json::to_string(fact_refs).unwrap_or_else(|_| "[]".into());
+        on_pool!(&self.pool, p => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entities.as_str()).bind(facts.as_str()).fetch_all(p).await?.into_iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
         })
     }
 

@@ -51,6 +51,7 @@ impl Api {
             database_url: backend.url.clone(),
             catalog: Some(CatalogSource {
                 files: vec![root.join("examples/catalog/catalog-info.yaml")],
+                ..Default::default()
             }),
             facts_files: vec![root.join("examples/facts.jsonl")],
         })

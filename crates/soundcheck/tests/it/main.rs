@@ -16,5 +16,6 @@ mod evaluate;
 mod events;
 mod helpers;
 mod live;
+mod scheduler;
 mod state;
 mod validate;

@@ -91,7 +91,7 @@ pub async fn get(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResu
     let defs = app.definitions();
     definition_json(&defs, Family::Checks, &id)
         .map(|c| Json(json!({ "check": c })))
-        .ok_or_else(|| ApiError::not_found(format!("Check not found: `{id}`")))
+        .ok_or_else(|| ApiError::not_found(format!("check `{id}` not found")))
 }
 
 /// Creates checks (stored in the database; config-file checks are read-only).

@@ -56,7 +56,7 @@ fn filter_from(params: &Params, revoked: bool) -> ApiResult<ExemptionFilter> {
 
 /// Active exemptions (by check, by track, or all, paged).
 #[utoipa::path(get, path = "/api/soundcheck/checks/exemptions", tag = "Checks", operation_id = "getExemptions",
-    params(("checkId" = Option<String>, Query), ("trackId" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    params(("checkId" = Option<String>, Query), ("trackId" = Option<String>, Query), ("entityRef" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, body = Object), (status = 400, body = Object)))]
 pub async fn list(State(app): State<Arc<App>>, params: Params) -> ApiResult<Json<Value>> {
     let (exemptions, total) = app.exemptions(filter_from(&params, false)?).await?;
@@ -67,7 +67,7 @@ pub async fn list(State(app): State<Arc<App>>, params: Params) -> ApiResult<Json
 
 /// Revoked exemptions.
 #[utoipa::path(get, path = "/api/soundcheck/checks/exemptions/revoked", tag = "Checks", operation_id = "getRevokedExemptions",
-    params(("checkId" = Option<String>, Query), ("entityRef" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    params(("checkId" = Option<String>, Query), ("trackId" = Option<String>, Query), ("entityRef" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, body = Object)))]
 pub async fn revoked(State(app): State<Arc<App>>, params: Params) -> ApiResult<Json<Value>> {
     let (exemptions, total) = app.exemptions(filter_from(&params, true)?).await?;

@@ -1,6 +1,7 @@
 //! The routes under `/api/soundcheck` (api.md §1) and the helpers their handlers share.
 
 pub mod checks;
+pub mod collectors;
 pub mod exemptions;
 pub mod results;
 pub mod tracks;
@@ -50,7 +51,17 @@ pub fn api() -> Router<Arc<App>> {
         .route("/certifications", get(results::certifications))
         .route("/certify_world", post(results::certify_world))
         .route("/facts", post(results::submit_facts))
-        .route("/facts/collect", post(results::collect))
+        .route("/facts/collect", post(collectors::collect))
+        .route(
+            "/fact-collectors",
+            get(collectors::list).post(collectors::create),
+        )
+        .route(
+            "/fact-collectors/{collectorId}",
+            get(collectors::get)
+                .put(collectors::update)
+                .delete(collectors::delete),
+        )
         .route("/tracks", get(tracks::list).post(tracks::create))
         .route(
             "/tracks/{trackId}",

@@ -58,19 +58,6 @@ pub struct CertifyWorldBody {
     pub track_id: Option<String>,
 }
 
-/// `POST /facts/collect`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CollectBody {
-    /// Collectors to run.
-    pub collector_ids: Vec<String>,
-    /// Entities to collect for.
-    pub entity_refs: Vec<String>,
-    /// Only these facts.
-    #[serde(default)]
-    pub fact_refs: Option<Vec<String>>,
-}
-
 /// Results of one entity.
 #[utoipa::path(get, path = "/api/soundcheck/results", tag = "CheckResults", operation_id = "getResults",
     params(("entityRef" = String, Query), ("scope" = Option<String>, Query), ("checks" = Option<Vec<String>>, Query)),
@@ -182,28 +169,4 @@ pub async fn submit_facts(
         .map(|(f, e)| json!({"factRef": f, "entityRef": e}))
         .collect();
     Ok(Json(json!({ "facts": facts })))
-}
-
-/// Queues fact collection by configured collectors.
-#[utoipa::path(post, path = "/api/soundcheck/facts/collect", tag = "Facts", operation_id = "triggerFactCollection",
-    request_body = CollectBody, responses((status = 200, body = Object), (status = 400, body = Object)))]
-pub async fn collect(
-    State(app): State<Arc<App>>,
-    ApiJson(body): ApiJson<CollectBody>,
-) -> ApiResult<Json<Value>> {
-    if body.collector_ids.is_empty() || body.entity_refs.is_empty() {
-        return Err(crate::server::error::ApiError::invalid(
-            "`collectorIds` and `entityRefs` need at least one item each",
-        ));
-    }
-    for (i, e) in body.entity_refs.iter().enumerate() {
-        crate::service::entity_ref(e, &format!("/entityRefs/{i}"))?;
-    }
-    let _ = (&app, &body.fact_refs);
-    let skipped: Vec<Value> = body
-        .collector_ids
-        .iter()
-        .map(|id| json!({"collectorId": id, "reason": "no collector with this id runs in this service"}))
-        .collect();
-    Ok(Json(json!({ "queued": [], "skipped": skipped })))
 }
