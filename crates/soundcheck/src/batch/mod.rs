@@ -5,6 +5,7 @@
 pub mod gate;
 pub mod generate;
 pub mod latency;
+pub mod load;
 pub mod output;
 pub mod summary;
 

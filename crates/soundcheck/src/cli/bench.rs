@@ -19,6 +19,8 @@ pub enum BenchCommand {
     Generate(crate::batch::generate::GenerateArgs),
     /// Measure how long a fact change takes to reach an in-process subscriber.
     Latency(crate::batch::latency::LatencyArgs),
+    /// Load a running server over HTTP (fact ingestion, certification reads).
+    Load(crate::batch::load::LoadArgs),
 }
 
 /// Runs the command.
@@ -26,5 +28,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Exit> {
     match &args.command {
         BenchCommand::Generate(g) => crate::batch::generate::run(g).map(|()| Exit::Success),
         BenchCommand::Latency(l) => crate::batch::latency::run(l).map(|()| Exit::Success),
+        BenchCommand::Load(l) => crate::batch::load::run(l).map(|()| Exit::Success),
     }
 }

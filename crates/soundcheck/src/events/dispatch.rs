@@ -164,12 +164,18 @@ async fn attempt<S: StateStore + Clone + 'static>(
             .catch_unwind()
             .await;
         match outcome {
-            Ok(Ok(())) => return Ok(true),
+            Ok(Ok(())) => {
+                metrics::counter!("soundcheck_events_delivered_total", "subscriber" => group.id.clone())
+                    .increment(1);
+                return Ok(true);
+            }
             Ok(Err(e)) => last_error = e.to_string(),
             Err(_) => last_error = "handler panicked".to_string(),
         }
         tracing::debug!(subscriber = %group.id, seq = event.seq, attempt, error = %last_error, "handler failed");
         if attempt < settings.max_attempts {
+            metrics::counter!("soundcheck_events_retried_total", "subscriber" => group.id.clone())
+                .increment(1);
             tokio::select! {
                 // Not parked: the cursor is not saved either, so it is delivered after restart.
                 () = inner.shutdown.cancelled() => return Ok(false),
@@ -179,6 +185,8 @@ async fn attempt<S: StateStore + Clone + 'static>(
         }
     }
     tracing::warn!(subscriber = %group.id, seq = event.seq, error = %last_error, "event parked as dead");
+    metrics::counter!("soundcheck_events_dead_total", "subscriber" => group.id.clone())
+        .increment(1);
     inner
         .store
         .park(&group.id, event.seq, settings.max_attempts, &last_error)

@@ -214,13 +214,31 @@ impl App {
         if !problems.is_empty() {
             anyhow::bail!("invalid facts:\n{}", problems.join("\n"));
         }
-        let outcome = self.live().submit_facts(records).await?;
-        tracing::info!(
-            facts = outcome.facts,
-            evaluated = outcome.evaluated,
-            events = outcome.events,
-            "facts files submitted"
-        );
+        // Grouped by entity so a chunk holds whole entities, and submitted in chunks so one
+        // transaction stays small and progress shows.
+        records.sort_by(|x, y| x.entity_ref.cmp(&y.entity_ref));
+        let total = records.len();
+        let (mut evaluated, mut events, mut done) = (0, 0, 0);
+        let live = self.live();
+        let mut last_report = std::time::Instant::now();
+        let mut rest = records.as_slice();
+        while !rest.is_empty() {
+            let mut end = rest.len().min(5000);
+            while end < rest.len() && rest[end].entity_ref == rest[end - 1].entity_ref {
+                end += 1;
+            }
+            let (chunk, tail) = rest.split_at(end);
+            rest = tail;
+            done += chunk.len();
+            let outcome = live.submit_facts(chunk.to_vec()).await?;
+            evaluated += outcome.evaluated;
+            events += outcome.events;
+            if last_report.elapsed().as_secs() >= 5 {
+                tracing::info!(done, total, "submitting facts files");
+                last_report = std::time::Instant::now();
+            }
+        }
+        tracing::info!(facts = total, evaluated, events, "facts files submitted");
         Ok(())
     }
 }

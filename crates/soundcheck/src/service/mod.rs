@@ -116,6 +116,8 @@ pub struct App {
     rate_limits: collectors::RateLimits,
     /// Where the catalog comes from (refreshed by the `catalog` job).
     catalog_source: Option<CatalogSource>,
+    /// One fact submission at a time in this process (each reads what the last wrote).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl App {
@@ -146,6 +148,7 @@ impl App {
             collectors: std::sync::RwLock::new(vec![Arc::new(collectors::SoundcheckCollector)]),
             rate_limits: collectors::RateLimits::default(),
             catalog_source: options.catalog.clone(),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
         });
         if let Some(source) = &options.catalog {
             app.load_catalog(source).await?;
@@ -184,6 +187,7 @@ impl App {
             self.store.clone(),
             self.events.clone(),
         )
+        .with_writer(Arc::clone(&self.writer))
     }
 
     /// Every known entity: (ref, body), sorted by ref.

@@ -84,7 +84,8 @@ impl App {
             defs.engine.clone(),
             self.store.clone(),
             self.events.clone(),
-        );
+        )
+        .with_writer(std::sync::Arc::clone(&self.writer));
         let outcome = live
             .submit_results(parsed.clone(), preserve_on_error, submitted_by)
             .await?;

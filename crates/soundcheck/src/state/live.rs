@@ -52,6 +52,8 @@ pub struct LiveState<S> {
     pub(crate) engine: Arc<Engine>,
     pub(crate) store: S,
     pub(crate) events: Option<EventsService<S>>,
+    /// Serialises fact submissions that share it (read state, then write changes).
+    pub(crate) writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
@@ -61,13 +63,25 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             engine,
             store,
             events,
+            writer: None,
         }
     }
 
-    /// Stores facts and evaluates what they affect; each (entity, scope) is one read of its
-    /// stored state and one transaction holding its facts, state changes, transitions and
-    /// events.
+    /// Shares a writer lock: submissions holding it never interleave their read and write.
+    pub fn with_writer(mut self, writer: Arc<tokio::sync::Mutex<()>>) -> Self {
+        self.writer = Some(writer);
+        self
+    }
+
+    /// Stores facts and evaluates what they affect: one read of each (entity, scope)'s stored
+    /// state, then one transaction holding every fact, state change, transition and event of
+    /// the submission. Submissions through one `LiveState` family (sharing a writer lock) are
+    /// applied one at a time, so each reads the state the previous one wrote.
     pub async fn submit_facts(&self, facts: Vec<FactRecord>) -> StoreResult<SubmitOutcome> {
+        let _writer = match &self.writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         let mut outcome = SubmitOutcome {
             facts: facts.len(),
             ..Default::default()
@@ -79,17 +93,27 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 .or_default()
                 .push(f);
         }
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut all = StateChanges {
+            now_ms: now,
+            ..Default::default()
+        };
+        let keys: Vec<(String, String)> = groups.keys().cloned().collect();
+        let t0 = std::time::Instant::now();
+        let mut snapshots = self.store.snapshots(&keys, now).await?;
+        let t_snap = t0.elapsed();
         for ((entity_ref, scope), group) in groups {
-            let now = chrono::Utc::now().timestamp_millis();
-            let snapshot = self.store.snapshot(&entity_ref, &scope, now).await?;
+            let snapshot = snapshots
+                .remove(&(entity_ref.clone(), scope.clone()))
+                .unwrap_or_default();
             let Some(entity) = &snapshot.entity else {
                 outcome.unknown_entities += 1;
-                self.store.upsert_facts(&group, now).await?;
+                all.facts.extend(group);
                 continue;
             };
             outcome.evaluated += 1;
             let affected = self.checks_reading_facts(&group);
-            let (mut changes, _) = self.evaluate(
+            let (changes, _) = self.evaluate(
                 Target {
                     entity_ref: &entity_ref,
                     scope: &scope,
@@ -100,14 +124,21 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 &affected,
                 false,
             );
-            outcome.result_changes += changes.results.len();
-            outcome.certification_changes += changes.certifications.len();
-            changes.facts = group;
-            let applied = self.store.apply(&changes, self.events.is_some()).await?;
-            outcome.events += applied.events();
-            if let Some(events) = &self.events {
-                events.notify_committed(applied.last_seq);
-            }
+            all.results.extend(changes.results);
+            all.certifications.extend(changes.certifications);
+            all.touched_checks.extend(changes.touched_checks);
+            all.facts.extend(group);
+        }
+        outcome.result_changes = all.results.len();
+        outcome.certification_changes = all.certifications.len();
+        let t_eval = t0.elapsed();
+        let applied = self.store.apply(&all, self.events.is_some()).await?;
+        tracing::debug!(read = ?t_snap, evaluated = ?t_eval, total = ?t0.elapsed(), results = all.results.len(), certifications = all.certifications.len(), unchanged = all.touched_checks.len(), "fact submission evaluated and stored");
+        outcome.events = applied.events();
+        metrics::counter!("soundcheck_events_written_total")
+            .increment(u64::try_from(applied.events()).unwrap_or(0));
+        if let Some(events) = &self.events {
+            events.notify_committed(applied.last_seq);
         }
         Ok(outcome)
     }

@@ -55,6 +55,10 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         preserve_on_error: bool,
         submitted_by: &str,
     ) -> StoreResult<SubmitResultsOutcome> {
+        let _writer = match &self.writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         let mut outcome = SubmitResultsOutcome::default();
         let mut groups: BTreeMap<(String, String), Vec<SubmittedResult>> = BTreeMap::new();
         for r in results {

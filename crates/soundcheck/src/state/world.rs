@@ -44,6 +44,10 @@ impl<S: StateStore + CatalogStore + QueryStore + Clone + 'static> LiveState<S> {
         checks: Option<&[usize]>,
         dry_run: bool,
     ) -> StoreResult<Option<(Vec<Executed>, WorldOutcome)>> {
+        let _writer = match (&self.writer, dry_run) {
+            (Some(lock), false) => Some(lock.lock().await),
+            _ => None,
+        };
         let now = chrono::Utc::now().timestamp_millis();
         let snapshot = self.store.snapshot(entity_ref, scope, now).await?;
         let Some(entity) = &snapshot.entity else {
@@ -92,6 +96,10 @@ impl<S: StateStore + CatalogStore + QueryStore + Clone + 'static> LiveState<S> {
     /// Re-certifies every track for one entity from its stored results (after an exemption
     /// changed); false when the entity is unknown.
     pub async fn recertify(&self, entity_ref: &str, scope: &str) -> StoreResult<bool> {
+        let _writer = match &self.writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         let now = chrono::Utc::now().timestamp_millis();
         let snapshot = self.store.snapshot(entity_ref, scope, now).await?;
         let Some(entity) = &snapshot.entity else {
@@ -112,15 +120,50 @@ impl<S: StateStore + CatalogStore + QueryStore + Clone + 'static> LiveState<S> {
     }
 
     /// Re-evaluates every check and re-certifies every track for every stored entity in
-    /// `scope`, writing only what changed.
+    /// `scope`, writing only what changed: 500 entities per read and per transaction.
     pub async fn certify_world(&self, scope: &str) -> StoreResult<WorldOutcome> {
         let mut total = WorldOutcome::default();
-        for (entity_ref, _) in self.store.entities().await? {
-            if let Some((_, o)) = self.execute(&entity_ref, scope, None, false).await? {
-                total.entities += o.entities;
-                total.result_changes += o.result_changes;
-                total.certification_changes += o.certification_changes;
-                total.events += o.events;
+        let entities = self.store.entities().await?;
+        let all_checks: Vec<usize> = (0..self.engine.check_count()).collect();
+        for chunk in entities.chunks(500) {
+            let _writer = match &self.writer {
+                Some(lock) => Some(lock.lock().await),
+                None => None,
+            };
+            let now = chrono::Utc::now().timestamp_millis();
+            let keys: Vec<(String, String)> = chunk
+                .iter()
+                .map(|(r, _)| (r.clone(), scope.to_string()))
+                .collect();
+            let snapshots = self.store.snapshots(&keys, now).await?;
+            let mut all = crate::store::StateChanges {
+                now_ms: now,
+                ..Default::default()
+            };
+            for (entity_ref, _) in chunk {
+                let Some(snapshot) = snapshots.get(&(entity_ref.clone(), scope.to_string())) else {
+                    continue;
+                };
+                let Some(entity) = &snapshot.entity else {
+                    continue;
+                };
+                let target = Target {
+                    entity_ref,
+                    scope,
+                    entity,
+                    snapshot,
+                };
+                let (changes, _) = self.evaluate(target, &[], &all_checks, true);
+                all.results.extend(changes.results);
+                all.certifications.extend(changes.certifications);
+                total.entities += 1;
+            }
+            total.result_changes += all.results.len();
+            total.certification_changes += all.certifications.len();
+            let applied = self.store.apply(&all, self.events.is_some()).await?;
+            total.events += applied.events();
+            if let Some(events) = &self.events {
+                events.notify_committed(applied.last_seq);
             }
         }
         Ok(total)

@@ -88,6 +88,13 @@ pub trait CatalogStore: Send + Sync {
         scope: &str,
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<EntitySnapshot>> + Send;
+    /// [`CatalogStore::snapshot`] of many (entity, scope) pairs in one query; pairs whose
+    /// entity is unknown come back with `entity: None`.
+    fn snapshots(
+        &self,
+        keys: &[(String, String)],
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<HashMap<(String, String), EntitySnapshot>>> + Send;
     /// Adds or replaces entities.
     fn upsert_entities(
         &self,
@@ -184,6 +191,25 @@ const SNAPSHOT: &str = "SELECT 0, body, CAST(NULL AS TEXT), CAST(NULL AS BIGINT)
 
 type SnapshotRow = (i32, String, Option<String>, Option<i64>, Option<String>);
 
+const SNAPSHOTS_SQLITE: &str = "WITH k(e, s) AS (SELECT value->>0, value->>1 FROM json_each($1)) \
+    SELECT 0, k.e, k.s, body, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) FROM entities JOIN k ON entity_ref = k.e \
+    UNION ALL SELECT 1, k.e, k.s, fact_ref, data, timestamp, CAST(NULL AS TEXT) FROM facts f JOIN k ON f.entity_ref = k.e AND f.scope = k.s \
+    UNION ALL SELECT 5, k.e, k.s, group_concat(check_id || char(31) || state, char(30)), CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) \
+      FROM check_results r JOIN k ON r.entity_ref = k.e AND r.scope = k.s GROUP BY k.e, k.s \
+    UNION ALL SELECT 6, k.e, k.s, group_concat(track_id || char(31) || level_ordinal || char(31) || state || char(31) || cumulative_state, char(30)), \
+      CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) FROM certifications c JOIN k ON c.entity_ref = k.e AND c.scope = k.s GROUP BY k.e, k.s \
+    UNION ALL SELECT 4, k.e, k.s, check_id, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) FROM exemptions x JOIN k ON x.entity_ref = k.e \
+      WHERE revoked = 0 AND (expires_at IS NULL OR expires_at > $2)";
+const SNAPSHOTS_POSTGRES: &str = "WITH k(e, s) AS (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value)) \
+    SELECT 0, k.e, k.s, body, NULL::text, NULL::bigint, NULL::text FROM entities JOIN k ON entity_ref = k.e \
+    UNION ALL SELECT 1, k.e, k.s, fact_ref, data, timestamp, NULL::text FROM facts f JOIN k ON f.entity_ref = k.e AND f.scope = k.s \
+    UNION ALL SELECT 5, k.e, k.s, string_agg(check_id || chr(31) || state, chr(30)), NULL::text, NULL::bigint, NULL::text \
+      FROM check_results r JOIN k ON r.entity_ref = k.e AND r.scope = k.s GROUP BY k.e, k.s \
+    UNION ALL SELECT 6, k.e, k.s, string_agg(track_id || chr(31) || level_ordinal::text || chr(31) || state || chr(31) || cumulative_state, chr(30)), \
+      NULL::text, NULL::bigint, NULL::text FROM certifications c JOIN k ON c.entity_ref = k.e AND c.scope = k.s GROUP BY k.e, k.s \
+    UNION ALL SELECT 4, k.e, k.s, check_id, NULL::text, NULL::bigint, NULL::text FROM exemptions x JOIN k ON x.entity_ref = k.e \
+      WHERE revoked = 0 AND (expires_at IS NULL OR expires_at > $2::bigint)";
+
 fn snapshot_from(rows: Vec<SnapshotRow>) -> StoreResult<EntitySnapshot> {
     let mut snap = EntitySnapshot::default();
     let state = |s: Option<String>| {
@@ -213,6 +239,30 @@ fn snapshot_from(rows: Vec<SnapshotRow>) -> StoreResult<EntitySnapshot> {
                     .ok_or_else(|| corrupt("level ordinal", "missing"))?;
                 snap.certifications.insert((a, level), (cert(b)?, cert(d)?));
             }
+            // Kinds 5 and 6: every result / level of the entity in one string (many-entity
+            // reads), records separated by U+001E and fields by U+001F.
+            5 => {
+                for record in a.split('\u{1e}').filter(|r| !r.is_empty()) {
+                    let (check, state_text) = record
+                        .split_once('\u{1f}')
+                        .ok_or_else(|| corrupt("result record", record))?;
+                    snap.results
+                        .insert(check.to_string(), state(Some(state_text.to_string()))?);
+                }
+            }
+            6 => {
+                for record in a.split('\u{1e}').filter(|r| !r.is_empty()) {
+                    let fields: Vec<&str> = record.split('\u{1f}').collect();
+                    let [track, level, s, c] = fields[..] else {
+                        return Err(corrupt("certification record", record));
+                    };
+                    let level: u32 = level.parse().map_err(|_| corrupt("level ordinal", level))?;
+                    snap.certifications.insert(
+                        (track.to_string(), level),
+                        (cert(Some(s.to_string()))?, cert(Some(c.to_string()))?),
+                    );
+                }
+            }
             _ => snap.exempt.push(a),
         }
     }
@@ -236,6 +286,46 @@ impl CatalogStore for SqlStore {
                 .collect::<StoreResult<Vec<_>>>()?
         });
         snapshot_from(rows)
+    }
+
+    async fn snapshots(
+        &self,
+        keys: &[(String, String)],
+        now_ms: i64,
+    ) -> StoreResult<HashMap<(String, String), EntitySnapshot>> {
+        let list = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
+        let sql = if self.backend() == "sqlite" {
+            SNAPSHOTS_SQLITE
+        } else {
+            SNAPSHOTS_POSTGRES
+        };
+        type Row7 = (
+            i32,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+        );
+        let rows: Vec<Row7> = on_pool!(&self.pool, p => {
+            sqlx::query(sql).bind(list.as_str()).bind(now_ms).fetch_all(p).await?.into_iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(6)?)))
+                .collect::<StoreResult<Vec<_>>>()?
+        });
+        let mut grouped: HashMap<(String, String), Vec<SnapshotRow>> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        for (kind, e, s, a, b, c, d) in rows {
+            // Kind 0 carries the body in `a`; the single-entity decoder expects it there too.
+            grouped
+                .entry((e, s))
+                .or_default()
+                .push((kind, a.unwrap_or_default(), b, c, d));
+        }
+        grouped
+            .into_iter()
+            .map(|(k, rows)| Ok((k, snapshot_from(rows)?)))
+            .collect()
     }
 
     async fn upsert_entities(&self, entities: &[(String, Value)], now_ms: i64) -> StoreResult<()> {

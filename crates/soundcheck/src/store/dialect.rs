@@ -12,6 +12,10 @@
 
 /// The statements of one backend.
 pub struct Dialect {
+    /// Facts from a JSON array `$1` of `[entity, fact ref, scope, data text, timestamp]`
+    /// received at `$2`: the latest (one row per key) and the history (every row).
+    pub upsert_facts: &'static str,
+    pub insert_fact_history: &'static str,
     /// Creates the per-connection staging tables (run when a connection opens).
     pub create_stage: [&'static str; 2],
     /// Empties a staging table before it is filled: results, certifications.
@@ -60,6 +64,12 @@ macro_rules! from_stage {
 const STAGE: (&str, &str, &str, &str) = from_stage!();
 
 pub const SQLITE: Dialect = Dialect {
+    upsert_facts: "INSERT INTO facts (entity_ref, fact_ref, scope, data, timestamp, received_at) \
+        SELECT value->>0, value->>1, value->>2, value->>3, value->>4, $2 FROM json_each($1) WHERE true \
+        ON CONFLICT (entity_ref, fact_ref, scope) DO UPDATE SET data = excluded.data, timestamp = excluded.timestamp, received_at = excluded.received_at \
+        WHERE excluded.timestamp >= facts.timestamp",
+    insert_fact_history: "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) \
+        SELECT value->>0, value->>1, value->>2, value->>3, value->>4, $2 FROM json_each($1) ORDER BY key",
     create_stage: [
         "CREATE TEMP TABLE IF NOT EXISTS stage_results (idx BIGINT, check_id TEXT, entity_ref TEXT, scope TEXT, state TEXT, previous_state TEXT, event_id TEXT, details TEXT, message TEXT, submitted_by TEXT)",
         "CREATE TEMP TABLE IF NOT EXISTS stage_certifications (idx BIGINT, track_id TEXT, entity_ref TEXT, level_ordinal BIGINT, scope TEXT, state TEXT, cumulative_state TEXT, previous_state TEXT, previous_cumulative_state TEXT, event_id TEXT)",
@@ -101,6 +111,12 @@ pub const SQLITE: Dialect = Dialect {
 };
 
 pub const POSTGRES: Dialect = Dialect {
+    upsert_facts: "INSERT INTO facts (entity_ref, fact_ref, scope, data, timestamp, received_at) \
+        SELECT value->>0, value->>1, value->>2, value->>3, (value->>4)::bigint, $2::bigint FROM jsonb_array_elements($1::text::jsonb) AS j(value) \
+        ON CONFLICT (entity_ref, fact_ref, scope) DO UPDATE SET data = excluded.data, timestamp = excluded.timestamp, received_at = excluded.received_at \
+        WHERE excluded.timestamp >= facts.timestamp",
+    insert_fact_history: "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) \
+        SELECT value->>0, value->>1, value->>2, value->>3, (value->>4)::bigint, $2::bigint FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, idx) ORDER BY idx",
     create_stage: [
         "CREATE TEMP TABLE IF NOT EXISTS stage_results (idx BIGINT, check_id TEXT, entity_ref TEXT, scope TEXT, state TEXT, previous_state TEXT, event_id TEXT, details TEXT, message TEXT, submitted_by TEXT)",
         "CREATE TEMP TABLE IF NOT EXISTS stage_certifications (idx BIGINT, track_id TEXT, entity_ref TEXT, level_ordinal BIGINT, scope TEXT, state TEXT, cumulative_state TEXT, previous_state TEXT, previous_cumulative_state TEXT, event_id TEXT)",

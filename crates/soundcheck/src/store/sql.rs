@@ -89,6 +89,7 @@ impl SqlStore {
                 .create_if_missing(true)
                 .pragma("cache_size", "-131072")
                 .pragma("temp_store", "memory")
+                .pragma("mmap_size", "17179869184")
                 .pragma("wal_autocheckpoint", "10000")
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -345,6 +346,38 @@ const UPDATE_DETAILS: &str = "UPDATE check_results SET details = $4, submitted_b
 const INSERT_SUBMISSION: &str = "INSERT INTO result_submissions (check_id, entity_ref, scope, state, stored_state, details, submitted_by, justification, at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
+/// The JSON arrays of facts for the dialect's statements: the newest per (entity, fact ref,
+/// scope) for the latest table (a statement may not update one row twice), and all of them,
+/// in order, for the history.
+fn fact_rows(facts: &[super::FactRecord]) -> (String, String) {
+    let row = |f: &super::FactRecord| {
+        serde_json::json!([
+            f.entity_ref,
+            f.fact_ref,
+            f.scope,
+            f.data.to_string(),
+            f.timestamp_ms
+        ])
+    };
+    let mut newest: std::collections::HashMap<(&str, &str, &str), &super::FactRecord> =
+        std::collections::HashMap::new();
+    for f in facts {
+        let key = (f.entity_ref.as_str(), f.fact_ref.as_str(), f.scope.as_str());
+        match newest.get(&key) {
+            Some(kept) if kept.timestamp_ms > f.timestamp_ms => {}
+            _ => {
+                newest.insert(key, f);
+            }
+        }
+    }
+    let latest: Vec<serde_json::Value> = newest.values().map(|f| row(f)).collect();
+    let history: Vec<serde_json::Value> = facts.iter().map(row).collect();
+    (
+        serde_json::Value::Array(latest).to_string(),
+        serde_json::Value::Array(history).to_string(),
+    )
+}
+
 /// The JSON array of result changes expanded by the dialect's statements.
 fn result_rows(changes: &StateChanges) -> String {
     let rows: Vec<serde_json::Value> = changes
@@ -452,17 +485,15 @@ impl StateStore for SqlStore {
         let touched_checks = (!changes.touched_checks.is_empty()).then(|| {
             serde_json::to_string(&changes.touched_checks).unwrap_or_else(|_| "[]".into())
         });
+        let facts = (!changes.facts.is_empty()).then(|| fact_rows(&changes.facts));
         on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             if let Some(lock) = d.lock_event_log.filter(|_| events) {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
-            for f in &changes.facts {
-                let data = f.data.to_string();
-                for sql in [super::catalog::UPSERT_FACT, super::catalog::INSERT_FACT_HISTORY] {
-                    sqlx::query(sql).bind(f.entity_ref.as_str()).bind(f.fact_ref.as_str()).bind(f.scope.as_str()).bind(data.as_str())
-                        .bind(f.timestamp_ms).bind(now).execute(&mut *tx).await?;
-                }
+            if let Some((latest, history)) = &facts {
+                sqlx::query(d.upsert_facts).bind(latest.as_str()).bind(now).execute(&mut *tx).await?;
+                sqlx::query(d.insert_fact_history).bind(history.as_str()).bind(now).execute(&mut *tx).await?;
             }
             // With events on, each transition takes the next outbox positions: results first,
             // then certification levels, in the order they were computed.

@@ -805,3 +805,41 @@ async fn openapi_document_describes_every_route() {
     );
     let _ = repo();
 }
+
+#[tokio::test]
+async fn many_entity_snapshots_equal_single_snapshots() {
+    use soundcheck::store::CatalogStore;
+    for b in backends::all().await {
+        let api = Api::example(b).await;
+        let exemption =
+            json!({"checkId": "ci-passing", "entityRef": PAYMENTS, "justification": "j"});
+        assert_eq!(
+            api.send(Method::POST, "/api/soundcheck/checks/exemptions", exemption)
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        let keys: Vec<(String, String)> = api
+            .app
+            .entities()
+            .iter()
+            .map(|(r, _)| (r.clone(), "default".to_string()))
+            .chain([("component:default/ghost".to_string(), "default".to_string())])
+            .collect();
+        let now = soundcheck::service::now();
+        let many = api.backend.store.snapshots(&keys, now).await.unwrap();
+        assert_eq!(many.len(), keys.len());
+        for key in &keys {
+            let mut one = api
+                .backend
+                .store
+                .snapshot(&key.0, &key.1, now)
+                .await
+                .unwrap();
+            let mut from_many = many[key].clone();
+            one.facts.sort_by(|a, b| a.0.cmp(&b.0));
+            from_many.facts.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(from_many, one, "{} {}", api.backend.name, key.0);
+        }
+    }
+}

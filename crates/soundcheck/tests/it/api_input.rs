@@ -189,6 +189,25 @@ async fn the_binary_serves_the_api_end_to_end_and_stops_on_sigterm() {
                 && e.params.event_payload["entityRef"] == PAYMENTS
                 && e.params.event_payload["state"] == "failed")
     );
+    let origin = base.trim_end_matches("/api/soundcheck");
+    let metrics = client
+        .get(format!("{origin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "soundcheck_http_requests_total",
+        "soundcheck_http_request_duration_seconds",
+        "soundcheck_facts_received_total",
+        "soundcheck_evaluations_total",
+        "soundcheck_events_written_total",
+        "soundcheck_entities",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
+    }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -197,5 +216,9 @@ async fn the_binary_serves_the_api_end_to_end_and_stops_on_sigterm() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(child.wait().unwrap().success());
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
+    assert!(
+        rest.iter().all(|l| !l.contains(token)),
+        "a token reached the log"
+    );
     let _ = READ;
 }

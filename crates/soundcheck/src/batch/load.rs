@@ -1,0 +1,151 @@
+//! `soundcheck bench load`: a load tool for a running `soundcheck serve` on loopback.
+//! `ingest` posts batches of changing facts to `POST /facts` (each flips CI pipelines, so
+//! results, certifications and events change); `certifications` reads
+//! `GET /certifications` for random entities. Both print throughput and latency
+//! percentiles.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+/// Flags of `soundcheck bench load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The API, e.g. `http://127.0.0.1:7007/api/soundcheck`.
+    #[arg(long)]
+    pub url: String,
+    /// Bearer token (a write token for `ingest`).
+    #[arg(long, env = "SOUNDCHECK_TOKEN")]
+    pub token: Option<String>,
+    /// The catalog the server was started with (entity refs are drawn from it).
+    #[arg(long)]
+    pub catalog: PathBuf,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Requests to send.
+    #[arg(long, default_value_t = 1000)]
+    pub requests: usize,
+    /// Write the figures as JSON here too.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// What to send.
+    #[command(subcommand)]
+    pub workload: Workload,
+}
+
+/// Load workloads.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Workload {
+    /// `POST /facts` with batches of `ci:default/pipeline` facts.
+    Ingest {
+        /// Facts per request.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// `GET /certifications?entityRef=...` for random entities.
+    Certifications,
+}
+
+/// Runs the load.
+pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(drive(args))
+}
+
+async fn drive(args: &LoadArgs) -> anyhow::Result<()> {
+    let catalog = crate::input::catalog::load(std::slice::from_ref(&args.catalog))?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let refs: Arc<Vec<String>> = Arc::new(
+        catalog
+            .entities
+            .iter()
+            .map(|e| e.entity_ref.to_string())
+            .collect(),
+    );
+    anyhow::ensure!(!refs.is_empty(), "the catalog has no entities");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..args.concurrency.max(1) {
+        let (client, refs, next) = (client.clone(), Arc::clone(&refs), Arc::clone(&next));
+        let (url, token, workload, total) = (
+            args.url.clone(),
+            args.token.clone(),
+            args.workload.clone(),
+            args.requests,
+        );
+        workers.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(w as u64);
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                let request = match &workload {
+                    Workload::Ingest { batch } => {
+                        let facts: Vec<_> = (0..*batch)
+                            .map(|_| {
+                                let entity = &refs[rng.random_range(0..refs.len())];
+                                json!({"factRef": "ci:default/pipeline", "entityRef": entity,
+                                    "data": {"passing": rng.random_bool(0.5), "duration_seconds": rng.random_range(60..1800), "max_duration_seconds": 900}})
+                            })
+                            .collect();
+                        client.post(format!("{url}/facts")).json(&json!({"facts": facts}))
+                    }
+                    Workload::Certifications => {
+                        let entity = &refs[rng.random_range(0..refs.len())];
+                        client.get(format!("{url}/certifications")).query(&[("entityRef", entity)])
+                    }
+                };
+                let request = match &token {
+                    Some(t) => request.bearer_auth(t),
+                    None => request,
+                };
+                let t0 = Instant::now();
+                let response = request.send().await.context("request failed")?;
+                let status = response.status();
+                let _ = response.bytes().await.context("reading the answer failed")?;
+                anyhow::ensure!(status.is_success(), "the server answered {status}");
+                latencies.push(t0.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies: Vec<Duration> = Vec::new();
+    for w in workers {
+        latencies.extend(w.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    let per_request = match args.workload {
+        Workload::Ingest { batch } => batch,
+        Workload::Certifications => 1,
+    };
+    let figures = json!({
+        "requests": latencies.len(),
+        "seconds": elapsed.as_secs_f64(),
+        "requestsPerSecond": latencies.len() as f64 / elapsed.as_secs_f64(),
+        "itemsPerSecond": (latencies.len() * per_request) as f64 / elapsed.as_secs_f64(),
+        "p50Ms": pct(0.50), "p90Ms": pct(0.90), "p99Ms": pct(0.99), "maxMs": pct(1.0),
+        "concurrency": args.concurrency,
+    });
+    println!("{}", serde_json::to_string_pretty(&figures)?);
+    if let Some(out) = &args.out {
+        std::fs::write(out, figures.to_string())?;
+    }
+    Ok(())
+}
