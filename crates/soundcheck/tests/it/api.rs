@@ -633,6 +633,57 @@ async fn checks_and_tracks_are_managed_through_the_api() {
                 .len(),
             1
         );
+        let c = api.get("/api/soundcheck/campaigns/q4-owners").await;
+        assert_eq!(c.body["campaign"]["type"], "campaign");
+        assert_eq!(
+            api.get("/api/soundcheck/tracks/q4-owners").await.status,
+            StatusCode::NOT_FOUND
+        );
+        let renamed = json!({"name": "Q4 owners, extended", "levels": [{"ordinal": 1, "checks": [{"id": "has-owner"}]}]});
+        let r = api
+            .send(
+                Method::PUT,
+                "/api/soundcheck/campaigns/q4-owners",
+                renamed.clone(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["campaign"]["name"], "Q4 owners, extended");
+        // a campaign cannot be replaced as a track
+        assert_eq!(
+            api.send(Method::PUT, "/api/soundcheck/tracks/q4-owners", renamed)
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            api.raw(
+                Method::DELETE,
+                "/api/soundcheck/campaigns/q4-owners",
+                Some(WRITE),
+                ""
+            )
+            .await
+            .status,
+            StatusCode::NO_CONTENT
+        );
+        // config-file tracks are readable, not writable
+        let t = api.get("/api/soundcheck/tracks/basic-health").await;
+        assert_eq!(t.body["track"]["levels"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            api.send(
+                Method::PUT,
+                "/api/soundcheck/tracks/basic-health",
+                t.body["track"].clone()
+            )
+            .await
+            .status,
+            StatusCode::FORBIDDEN
+        );
+        let by_track = api
+            .get("/api/soundcheck/checks/exemptions?trackId=basic-health")
+            .await;
+        assert_eq!(by_track.status, StatusCode::OK);
     }
 }
 

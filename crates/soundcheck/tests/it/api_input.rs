@@ -222,3 +222,102 @@ async fn the_binary_serves_the_api_end_to_end_and_stops_on_sigterm() {
     );
     let _ = READ;
 }
+
+#[tokio::test]
+async fn every_endpoint_refuses_malformed_mistyped_oversized_and_unknown_input() {
+    // Every route that takes a body, with a path naming something that exists.
+    let with_body = [
+        (Method::POST, "/api/soundcheck/checks"),
+        (Method::PUT, "/api/soundcheck/checks/has-owner"),
+        (Method::POST, "/api/soundcheck/checks/execute"),
+        (Method::POST, "/api/soundcheck/checks/entities"),
+        (Method::POST, "/api/soundcheck/checks/has-owner/status"),
+        (
+            Method::POST,
+            "/api/soundcheck/checks/has-owner/status-history",
+        ),
+        (Method::POST, "/api/soundcheck/checks/exemptions"),
+        (Method::POST, "/api/soundcheck/checks/exemptions/revoke"),
+        (Method::POST, "/api/soundcheck/checks/exemptions/restore"),
+        (Method::POST, "/api/soundcheck/results"),
+        (Method::POST, "/api/soundcheck/certify_world"),
+        (Method::POST, "/api/soundcheck/facts"),
+        (Method::POST, "/api/soundcheck/facts/collect"),
+        (Method::POST, "/api/soundcheck/tracks"),
+        (Method::PUT, "/api/soundcheck/tracks/basic-health"),
+        (Method::POST, "/api/soundcheck/tracks/basic-health/status"),
+        (
+            Method::POST,
+            "/api/soundcheck/tracks/basic-health/status-history",
+        ),
+        (Method::POST, "/api/soundcheck/campaigns"),
+        (Method::PUT, "/api/soundcheck/campaigns/nope"),
+        (Method::POST, "/api/soundcheck/campaigns/entities"),
+        (Method::POST, "/api/soundcheck/fact-collectors"),
+        (Method::PUT, "/api/soundcheck/fact-collectors/soundcheck"),
+    ];
+    // Every route naming something by id, with an id that does not exist.
+    let unknown = [
+        (Method::GET, "/api/soundcheck/checks/nope"),
+        (Method::DELETE, "/api/soundcheck/checks/nope"),
+        (Method::GET, "/api/soundcheck/checks/nope/status"),
+        (Method::GET, "/api/soundcheck/checks/nope/status-history"),
+        (Method::GET, "/api/soundcheck/tracks/nope"),
+        (Method::DELETE, "/api/soundcheck/tracks/nope"),
+        (Method::GET, "/api/soundcheck/tracks/nope/status"),
+        (Method::GET, "/api/soundcheck/tracks/nope/status-history"),
+        (Method::GET, "/api/soundcheck/tracks/nope/entities"),
+        (Method::GET, "/api/soundcheck/campaigns/nope"),
+        (Method::DELETE, "/api/soundcheck/campaigns/nope"),
+        (Method::GET, "/api/soundcheck/fact-collectors/nope"),
+        (Method::DELETE, "/api/soundcheck/fact-collectors/nope"),
+        (
+            Method::GET,
+            "/api/soundcheck/certifications?entityRef=component:default/nope",
+        ),
+        (
+            Method::GET,
+            "/api/soundcheck/checks/exemptions?trackId=nope",
+        ),
+    ];
+    let oversized = format!("{{\"pad\": \"{}\"}}", "x".repeat(4096));
+    for b in backends::all().await {
+        let api = Api::with_body_limit(b, 2048).await;
+        let before = fingerprint(&api).await;
+        for (method, uri) in &with_body {
+            for (body, expected) in [
+                ("{\"checks\": [", StatusCode::BAD_REQUEST),
+                ("\"a string\"", StatusCode::BAD_REQUEST),
+                (oversized.as_str(), StatusCode::PAYLOAD_TOO_LARGE),
+            ] {
+                let r = api.raw(method.clone(), uri, Some(WRITE), body).await;
+                let ok = r.status == expected
+                    // a campaign that does not exist may be named before the body is read
+                    || (r.status == StatusCode::NOT_FOUND && uri.ends_with("/nope"));
+                assert!(
+                    ok,
+                    "{method} {uri} with {body:.20}: {} {}",
+                    r.status, r.body
+                );
+                assert_eq!(r.body["response"]["statusCode"], r.status.as_u16());
+                assert!(
+                    !r.body["error"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .is_empty()
+                );
+            }
+        }
+        for (method, uri) in &unknown {
+            let r = api.raw(method.clone(), uri, Some(WRITE), "").await;
+            assert_eq!(
+                r.status,
+                StatusCode::NOT_FOUND,
+                "{method} {uri}: {}",
+                r.body
+            );
+            assert_eq!(r.body["error"]["name"], "NotFoundError");
+        }
+        assert_eq!(fingerprint(&api).await, before, "{}", api.backend.name);
+    }
+}
