@@ -102,9 +102,9 @@ pub const SQLITE: Dialect = Dialect {
     touch_certifications: "UPDATE certifications SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
     touch_result_checks: "UPDATE check_results SET last_checked = $2 WHERE (entity_ref, scope, check_id) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(jsonb($1)))",
     results_of: "SELECT check_id, entity_ref, scope, state FROM check_results WHERE entity_ref IN (SELECT value FROM json_each($1))",
-    events_after: "SELECT seq, 0, check_id, entity_ref, scope, state, previous_state, NULL, NULL, NULL, at FROM check_transitions WHERE seq > $1 \
-        UNION ALL SELECT seq, 1, track_id, entity_ref, scope, state, previous_state, cumulative_state, previous_cumulative_state, level_ordinal, at FROM certification_transitions WHERE seq > $1 \
-        UNION ALL SELECT seq, 2, topic, event_id, ordering_key, payload, metadata, NULL, NULL, NULL, created_at FROM event_log WHERE seq > $1 \
+    events_after: "SELECT * FROM (SELECT seq, 0, check_id, entity_ref, scope, state, previous_state, NULL, NULL, NULL, at FROM check_transitions WHERE seq > $1 ORDER BY seq LIMIT $2) \
+        UNION ALL SELECT * FROM (SELECT seq, 1, track_id, entity_ref, scope, state, previous_state, cumulative_state, previous_cumulative_state, level_ordinal, at FROM certification_transitions WHERE seq > $1 ORDER BY seq LIMIT $2) \
+        UNION ALL SELECT * FROM (SELECT seq, 2, topic, event_id, ordering_key, payload, metadata, NULL, NULL, NULL, created_at FROM event_log WHERE seq > $1 ORDER BY seq LIMIT $2) \
         ORDER BY 1 LIMIT $2",
     certifications_of: "SELECT track_id, entity_ref, level_ordinal, scope, state, cumulative_state FROM certifications WHERE entity_ref IN (SELECT value FROM json_each($1))",
     lock_event_log: None,
@@ -152,9 +152,11 @@ pub const POSTGRES: Dialect = Dialect {
     touch_certifications: "UPDATE certifications SET last_checked = $2::bigint WHERE last_checked <> $2::bigint AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
     touch_result_checks: "UPDATE check_results SET last_checked = $2::bigint WHERE (entity_ref, scope, check_id) IN (SELECT value->>0, value->>1, value->>2 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
     results_of: "SELECT check_id, entity_ref, scope, state FROM check_results WHERE entity_ref IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
-    events_after: "SELECT seq, 0, check_id, entity_ref, scope, state, previous_state, NULL::text, NULL::text, NULL::bigint, at FROM check_transitions WHERE seq > $1::bigint \
-        UNION ALL SELECT seq, 1, track_id, entity_ref, scope, state, previous_state, cumulative_state, previous_cumulative_state, level_ordinal, at FROM certification_transitions WHERE seq > $1::bigint \
-        UNION ALL SELECT seq, 2, topic, event_id, ordering_key, payload, metadata, NULL::text, NULL::text, NULL::bigint, created_at FROM event_log WHERE seq > $1::bigint \
+    // Each branch is ordered and limited on its own, so the `seq` indexes are used even when
+    // the planner's statistics lag behind a fast-growing table.
+    events_after: "(SELECT seq, 0, check_id, entity_ref, scope, state, previous_state, NULL::text, NULL::text, NULL::bigint, at FROM check_transitions WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint) \
+        UNION ALL (SELECT seq, 1, track_id, entity_ref, scope, state, previous_state, cumulative_state, previous_cumulative_state, level_ordinal, at FROM certification_transitions WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint) \
+        UNION ALL (SELECT seq, 2, topic, event_id, ordering_key, payload, metadata, NULL::text, NULL::text, NULL::bigint, created_at FROM event_log WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint) \
         ORDER BY 1 LIMIT $2::bigint",
     certifications_of: "SELECT track_id, entity_ref, level_ordinal, scope, state, cumulative_state FROM certifications WHERE entity_ref IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
     lock_event_log: Some("SELECT pg_advisory_xact_lock(4242424242)"),
