@@ -130,6 +130,7 @@ pub fn block(id: &str, node: &Node, diags: &mut Diagnostics) -> Option<Collector
         cache,
         collects,
         settings: Value::Object(settings),
+        source: node.to_json(),
     })
 }
 

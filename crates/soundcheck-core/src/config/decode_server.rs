@@ -79,7 +79,7 @@ fn decode_auth(node: &Node, config: &mut ServerConfig, diags: &mut Diagnostics) 
                 None
             }
         };
-        if let Some(token) = token.as_ref().filter(|t| t.len() < 16) {
+        if let Some(token) = token.as_ref().filter(|t| t.chars().count() < 16) {
             let pos = t.get("token").map_or(&item.pos, |n| &n.pos);
             diags.error(
                 pos,

@@ -58,6 +58,9 @@ pub struct CollectorConfig {
     pub collects: Vec<CollectEntry>,
     /// Every other key of the block (credentials, URLs, catalog files), as given.
     pub settings: Value,
+    /// The whole block as written, for showing it back.
+    #[serde(skip)]
+    pub source: Value,
 }
 
 /// `soundcheck.job.workers.<id>.limiter`: at most `max` collections per `duration_ms`.

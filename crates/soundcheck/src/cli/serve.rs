@@ -46,6 +46,11 @@ const EXAMPLE_FACTS: &str = "examples/facts.jsonl";
 pub fn run(args: &ServeArgs) -> anyhow::Result<Exit> {
     init_logging();
     let example = args.config.is_empty();
+    if example && !(args.catalog.is_empty() && args.facts.is_empty()) {
+        tracing::warn!(
+            "--catalog and --facts are ignored without --config: serving the bundled example"
+        );
+    }
     let (config_files, catalog, facts) = if example {
         tracing::info!("no --config given: serving the bundled example in examples/");
         (
@@ -124,6 +129,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Exit> {
 async fn serve(options: AppOptions, http: HttpSettings, addr: SocketAddr) -> anyhow::Result<()> {
     server::metrics::install();
     let app = App::start(options).await?;
+    for c in app.collector_configs() {
+        if c.id != "catalog" && app.collector(&c.id).is_none() {
+            tracing::warn!(collector = %c.id, "configured collector does not run in this service; push its facts with POST /facts");
+        }
+    }
     app.reevaluate_in_background().await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -52,8 +52,9 @@ pub(super) fn decode_stored(items: &[(String, Value)]) -> Result<Vec<CollectorCo
         .collect()
 }
 
+/// The block as it was written (so it can be sent back with PUT).
 fn config_json(c: &CollectorConfig) -> Value {
-    serde_json::to_value(c).unwrap_or(Value::Null)
+    c.source.clone()
 }
 
 impl App {
@@ -113,7 +114,13 @@ impl App {
         let current = self.definitions();
         let mut decoded = Vec::new();
         let mut problems = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (id, config, pointer) in &items {
+            if !seen.insert(id.as_str()) {
+                return Err(ServiceError::Invalid(format!(
+                    "{pointer}/collectorId: `{id}` appears twice in the request"
+                )));
+            }
             if current.config.collectors.iter().any(|c| &c.id == id) {
                 return Err(ServiceError::Forbidden(format!(
                     "collector `{id}` is configured in a config file and is read-only through the API"

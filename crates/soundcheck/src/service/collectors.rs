@@ -51,6 +51,7 @@ impl FactCollector for SoundcheckCollector {
             .config
             .tracks
             .iter()
+            .filter(|t| !t.archived)
             .map(|t| format!("track/{}", t.id))
             .collect()
     }
@@ -106,9 +107,29 @@ pub struct Collected {
 #[derive(Debug, Default)]
 pub struct RateLimits {
     windows: std::sync::Mutex<HashMap<String, (i64, u32)>>,
+    /// The batch a deferred run stopped at, per collector.
+    resume: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 impl RateLimits {
+    /// Where the next run of `collector` starts (then forgets it).
+    pub fn resume_at(&self, collector: &str, batches: usize) -> usize {
+        let Ok(mut resume) = self.resume.lock() else {
+            return 0;
+        };
+        resume
+            .remove(collector)
+            .filter(|b| *b < batches)
+            .unwrap_or(0)
+    }
+
+    /// Remembers the batch a deferred run stopped at.
+    pub fn set_resume(&self, collector: &str, batch: usize) {
+        if let Ok(mut resume) = self.resume.lock() {
+            resume.insert(collector.to_string(), batch);
+        }
+    }
+
     /// Takes one execution for `collector` at `now_ms`; false when its window is used up.
     pub fn take(&self, collector: &str, limiter: Option<&Limiter>, now_ms: i64) -> bool {
         let Some(limit) = limiter else {
@@ -167,6 +188,7 @@ impl App {
                 cache: CacheSetting::Off,
                 collects: Vec::new(),
                 settings: Value::Object(Default::default()),
+                source: Value::Object(Default::default()),
             });
         }
         blocks
@@ -189,6 +211,7 @@ impl App {
             Some(refs) => refs
                 .iter()
                 .filter_map(|r| self.entity_body(r).map(|b| (r.clone(), b)))
+                .filter(|(_, b)| block.applies_to.admits(b))
                 .collect(),
             None => all
                 .iter()
@@ -206,9 +229,15 @@ impl App {
         let limiter = self.definitions().config.limiters.get(&block.id).copied();
         let batches: Vec<&[(String, Value)]> =
             todo.chunks(block.batch_size.max(1) as usize).collect();
-        for (i, batch) in batches.iter().enumerate() {
+        // A run that was cut short by the rate limit resumes where it stopped, so the entities
+        // at the end of the list are not starved.
+        let start = self.rate_limits.resume_at(&block.id, batches.len());
+        let order: Vec<usize> = (start..batches.len()).chain(0..start).collect();
+        for (i, &b) in order.iter().enumerate() {
+            let batch = batches[b];
             if !self.rate_limits.take(&block.id, limiter.as_ref(), now_ms) {
                 done.deferred_batches = batches.len() - i;
+                self.rate_limits.set_resume(&block.id, b);
                 tracing::info!(collector = %block.id, deferred = done.deferred_batches, "rate limit reached; remaining batches wait for the next run");
                 break;
             }
@@ -251,10 +280,11 @@ impl App {
         for (entity, _, at) in &times {
             newest.entry(entity.as_str()).or_default().push(*at);
         }
+        // A collection writes all of an entity's facts at once: the newest one tells when.
         let is_fresh = |e: &str| {
-            newest.get(e).is_some_and(|ts| {
-                ts.len() >= refs.len() && ts.iter().all(|t| now_ms.saturating_sub(*t) < max_age)
-            })
+            newest
+                .get(e)
+                .is_some_and(|ts| ts.iter().any(|t| now_ms.saturating_sub(*t) < max_age))
         };
         let (fresh, stale): (Vec<_>, Vec<_>) = entities.into_iter().partition(|(r, _)| is_fresh(r));
         Ok((stale, fresh.len()))

@@ -85,8 +85,6 @@ impl App {
             .map(|r| (r.fact_ref.clone(), r.entity_ref.clone()))
             .collect();
         let outcome = self.live().submit_facts(records).await?;
-        metrics::counter!("soundcheck_facts_received_total").increment(outcome.facts as u64);
-        metrics::counter!("soundcheck_evaluations_total").increment(outcome.evaluated as u64);
         Ok((echo, outcome))
     }
 }

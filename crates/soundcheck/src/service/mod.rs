@@ -118,6 +118,8 @@ pub struct App {
     catalog_source: Option<CatalogSource>,
     /// One fact submission at a time in this process (each reads what the last wrote).
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// The store's change marker when this process last loaded entities and definitions.
+    seen: std::sync::Mutex<[i64; 4]>,
 }
 
 impl App {
@@ -149,6 +151,7 @@ impl App {
             rate_limits: collectors::RateLimits::default(),
             catalog_source: options.catalog.clone(),
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            seen: std::sync::Mutex::new([0; 4]),
         });
         if let Some(source) = &options.catalog {
             app.load_catalog(source).await?;
@@ -198,7 +201,38 @@ impl App {
     /// Re-reads the entity list from the store.
     pub async fn refresh_entities(&self) -> Result<(), StoreError> {
         use crate::store::QueryStore;
+        let marker = self.store.change_marker().await?;
         self.entities.store(Arc::new(self.store.entities().await?));
+        if let Ok(mut seen) = self.seen.lock() {
+            seen[0] = marker[0];
+            seen[1] = marker[1];
+        }
+        Ok(())
+    }
+
+    /// Picks up what other replicas changed in the shared database: the catalog and the
+    /// definitions created through the API. Cheap when nothing changed (one query).
+    pub async fn sync(&self) -> anyhow::Result<()> {
+        use crate::store::QueryStore;
+        let marker = self.store.change_marker().await?;
+        let seen = self.seen.lock().map(|s| *s).unwrap_or([0; 4]);
+        if marker[..2] != seen[..2] {
+            self.refresh_entities().await?;
+            tracing::info!(
+                entities = marker[0],
+                "catalog changed in the database; reloaded"
+            );
+        }
+        if marker[2..] != seen[2..] {
+            let _guard = self.definitions_lock.lock().await;
+            let defs = definitions::load(&self.base, &self.store).await?;
+            self.defs.store(Arc::new(defs));
+            if let Ok(mut s) = self.seen.lock() {
+                s[2] = marker[2];
+                s[3] = marker[3];
+            }
+            tracing::info!("definitions changed in the database; reloaded");
+        }
         Ok(())
     }
 

@@ -116,6 +116,10 @@ impl Scheduler {
                 }
                 continue;
             }
+            if self.app.collector(&block.id).is_none() {
+                // Configured for metadata only (its facts are pushed): nothing to run.
+                continue;
+            }
             if let Some(frequency) = block.frequency.clone() {
                 jobs.push(Job {
                     id,
@@ -149,10 +153,21 @@ impl Scheduler {
 
     /// Runs every due job this replica can claim; returns the ids of the jobs it ran.
     pub async fn tick(&self) -> Vec<String> {
+        if let Err(e) = self.app.sync().await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot pick up changes from other replicas");
+        }
         let now = self.clock.now_ms();
         let mut ran = Vec::new();
-        for job in self.jobs() {
-            let first = now + job.initial_delay_ms;
+        let jobs = self.jobs();
+        for job in &jobs {
+            // An interval job first runs after its initial delay; a cron job at its first
+            // matching time after that.
+            let first = match &job.frequency {
+                Frequency::Every(_) => now + job.initial_delay_ms,
+                cron => cron
+                    .next_after(now + job.initial_delay_ms - 1)
+                    .unwrap_or(i64::MAX),
+            };
             let store = self.app.store();
             if let Err(e) = store.ensure_job(&job.id, first).await {
                 tracing::error!(job = %job.id, error = %e, "cannot record a scheduled job");
@@ -169,7 +184,7 @@ impl Scheduler {
                     continue;
                 }
             }
-            let error = self.run(&job, now).await.err().map(|e| format!("{e:#}"));
+            let error = self.run(job, now).await.err().map(|e| format!("{e:#}"));
             if let Some(e) = &error {
                 tracing::warn!(job = %job.id, error = %e, "scheduled job failed");
             }
@@ -191,15 +206,18 @@ impl Scheduler {
             }
             metrics::counter!("soundcheck_scheduler_runs_total", "job" => job.id.clone())
                 .increment(1);
-            ran.push(job.id);
+            ran.push(job.id.clone());
         }
-        self.record_lag(now).await;
+        self.record_lag(now, &jobs).await;
         ran
     }
 
-    async fn record_lag(&self, now: i64) {
+    async fn record_lag(&self, now: i64, jobs: &[Job]) {
         if let Ok(states) = self.app.store().jobs().await {
-            for s in states {
+            for s in states
+                .into_iter()
+                .filter(|s| jobs.iter().any(|j| j.id == s.job_id))
+            {
                 let lag = (now - s.next_run_at).max(0) as f64 / 1000.0;
                 metrics::gauge!("soundcheck_scheduler_lag_seconds", "job" => s.job_id).set(lag);
             }

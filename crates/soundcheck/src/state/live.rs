@@ -67,6 +67,15 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         }
     }
 
+    /// After a commit: counts the events written and wakes the events service.
+    pub(crate) fn committed(&self, applied: crate::store::Applied) {
+        metrics::counter!("soundcheck_events_written_total")
+            .increment(u64::try_from(applied.events()).unwrap_or(0));
+        if let Some(events) = &self.events {
+            events.notify_committed(applied.last_seq);
+        }
+    }
+
     /// Shares a writer lock: submissions holding it never interleave their read and write.
     pub fn with_writer(mut self, writer: Arc<tokio::sync::Mutex<()>>) -> Self {
         self.writer = Some(writer);
@@ -133,13 +142,11 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         outcome.certification_changes = all.certifications.len();
         let t_eval = t0.elapsed();
         let applied = self.store.apply(&all, self.events.is_some()).await?;
+        metrics::counter!("soundcheck_facts_received_total").increment(outcome.facts as u64);
+        metrics::counter!("soundcheck_evaluations_total").increment(outcome.evaluated as u64);
         tracing::debug!(read = ?t_snap, evaluated = ?t_eval, total = ?t0.elapsed(), results = all.results.len(), certifications = all.certifications.len(), unchanged = all.touched_checks.len(), "fact submission evaluated and stored");
         outcome.events = applied.events();
-        metrics::counter!("soundcheck_events_written_total")
-            .increment(u64::try_from(applied.events()).unwrap_or(0));
-        if let Some(events) = &self.events {
-            events.notify_committed(applied.last_seq);
-        }
+        self.committed(applied);
         Ok(outcome)
     }
 

@@ -150,9 +150,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             outcome.certification_changes += changes.certifications.len();
             let applied = self.store.apply(&changes, self.events.is_some()).await?;
             outcome.events += applied.events();
-            if let Some(events) = &self.events {
-                events.notify_committed(applied.last_seq);
-            }
+            self.committed(applied);
         }
         Ok(outcome)
     }

@@ -86,9 +86,7 @@ impl<S: StateStore + CatalogStore + QueryStore + Clone + 'static> LiveState<S> {
         if !dry_run {
             let applied = self.store.apply(&changes, self.events.is_some()).await?;
             outcome.events = applied.events();
-            if let Some(events) = &self.events {
-                events.notify_committed(applied.last_seq);
-            }
+            self.committed(applied);
         }
         Ok(Some((executed, outcome)))
     }
@@ -113,9 +111,7 @@ impl<S: StateStore + CatalogStore + QueryStore + Clone + 'static> LiveState<S> {
         };
         let (changes, _) = self.evaluate(target, &[], &[], true);
         let applied = self.store.apply(&changes, self.events.is_some()).await?;
-        if let Some(events) = &self.events {
-            events.notify_committed(applied.last_seq);
-        }
+        self.committed(applied);
         Ok(true)
     }
 
@@ -162,9 +158,7 @@ impl<S: StateStore + CatalogStore + QueryStore + Clone + 'static> LiveState<S> {
             total.certification_changes += all.certifications.len();
             let applied = self.store.apply(&all, self.events.is_some()).await?;
             total.events += applied.events();
-            if let Some(events) = &self.events {
-                events.notify_committed(applied.last_seq);
-            }
+            self.committed(applied);
         }
         Ok(total)
     }

@@ -166,6 +166,9 @@ pub trait QueryStore: Send + Sync {
         entity_refs: &[String],
         fact_refs: &[String],
     ) -> impl Future<Output = StoreResult<Vec<(String, String, i64)>>> + Send;
+    /// What changes when another replica changes the catalog or the API-created definitions:
+    /// (entities, their newest update, definitions, their newest update).
+    fn change_marker(&self) -> impl Future<Output = StoreResult<[i64; 4]>> + Send;
     /// Every entity: (ref, body).
     fn entities(&self) -> impl Future<Output = StoreResult<Vec<(String, Value)>>> + Send;
     /// Removes entities with their facts and results; returns how many entities.
@@ -456,6 +459,15 @@ impl QueryStore for SqlStore {
         on_pool!(&self.pool, p => {
             sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entities.as_str()).bind(facts.as_str()).fetch_all(p).await?.into_iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+        })
+    }
+
+    async fn change_marker(&self) -> StoreResult<[i64; 4]> {
+        const SQL: &str = "SELECT (SELECT COUNT(*) FROM entities), (SELECT COALESCE(MAX(updated_at), 0) FROM entities), \
+            (SELECT COUNT(*) FROM definitions), (SELECT COALESCE(MAX(updated_at), 0) FROM definitions)";
+        on_pool!(&self.pool, p => {
+            let r = sqlx::query(SQL).fetch_one(p).await?;
+            Ok([r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?])
         })
     }
 

@@ -216,11 +216,14 @@ async fn rate_limits_defer_batches_to_the_next_run() {
         (same_window.entities, same_window.deferred_batches),
         (0, batches)
     );
+    // the next window resumes where the deferred run stopped: the entities not yet collected
+    // come first, then the run wraps around and defers the two batches collected before
     let next_window = app
         .collect_block(&block, None, true, NOON + 60_000)
         .await
         .unwrap();
-    assert_eq!(next_window.entities, 20);
+    assert_eq!(next_window.entities, components - 20);
+    assert_eq!(next_window.deferred_batches, 2);
 }
 
 #[tokio::test]
@@ -441,5 +444,48 @@ async fn collectors_are_configured_through_the_api_and_collect_on_demand() {
             StatusCode::NOT_FOUND
         );
         let _ = READ;
+    }
+}
+
+#[tokio::test]
+async fn replicas_pick_up_definitions_and_catalog_changes_from_the_database() {
+    for b in backends::all().await {
+        let api = Api::example(b).await;
+        let loaded = soundcheck_core::config::load_files(
+            &[repo().join("examples/app-config.yaml")],
+            &|_| None,
+        )
+        .unwrap();
+        let replica = App::start(AppOptions {
+            base: loaded.root,
+            file_config: loaded.config,
+            database_url: api.backend.url.clone(),
+            catalog: None,
+            facts_files: Vec::new(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(replica.entities().len(), 57);
+        let check = json!({"checks": [{"id": "replicated", "rule": {"factRef": "catalog:default/entity_descriptor", "path": "$.kind", "operator": "equal", "value": "Component"}}]});
+        assert_eq!(
+            api.send(Method::POST, "/api/soundcheck/checks", check)
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        assert!(replica.definitions().config.check("replicated").is_none());
+        replica.sync().await.unwrap();
+        assert!(
+            replica.definitions().config.check("replicated").is_some(),
+            "{}",
+            api.backend.name
+        );
+        api.app
+            .store()
+            .delete_entities(&["component:default/payments-api".to_string()])
+            .await
+            .unwrap();
+        replica.sync().await.unwrap();
+        assert_eq!(replica.entities().len(), 56, "{}", api.backend.name);
     }
 }
