@@ -13,6 +13,7 @@ const DELIVERY_KEYS: &[&str] = &[
     "batchSize",
     "pollIntervalMs",
     "cursorSaveIntervalMs",
+    "leaseMs",
 ];
 
 /// `soundcheck.events`: `{enabled, delivery}`.
@@ -58,6 +59,7 @@ pub fn events(node: &Node, diags: &mut Diagnostics) -> (bool, DeliveryConfig) {
                 60_000,
                 delivery.cursor_save_interval_ms,
             ),
+            lease_ms: read("leaseMs", 100, 3_600_000, delivery.lease_ms),
         };
     }
     (f.flag("enabled", diags), delivery)

@@ -425,7 +425,7 @@ fn events_delivery_and_retention_settings() {
         errors(bad),
         [
             "c.yaml:3:30: expected an integer from 1 to 100 for `maxAttempts`, found a number",
-            "c.yaml:3:33: unknown key `retries` in `soundcheck.events.delivery`; expected one of: maxAttempts, initialBackoffMs, maxBackoffMs, batchSize, pollIntervalMs, cursorSaveIntervalMs",
+            "c.yaml:3:33: unknown key `retries` in `soundcheck.events.delivery`; expected one of: maxAttempts, initialBackoffMs, maxBackoffMs, batchSize, pollIntervalMs, cursorSaveIntervalMs, leaseMs",
         ]
     );
 }

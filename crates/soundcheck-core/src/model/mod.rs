@@ -50,6 +50,9 @@ pub struct DeliveryConfig {
     pub poll_interval_ms: u64,
     /// Longest wait before a delivered position is saved, ms (`cursorSaveIntervalMs`, 250).
     pub cursor_save_interval_ms: u64,
+    /// How long a process holds a subscriber id's delivery lease without renewing it, ms
+    /// (`leaseMs`, default 15000).
+    pub lease_ms: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -61,6 +64,7 @@ impl Default for DeliveryConfig {
             batch_size: 512,
             poll_interval_ms: 500,
             cursor_save_interval_ms: 250,
+            lease_ms: 15_000,
         }
     }
 }

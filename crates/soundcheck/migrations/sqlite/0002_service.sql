@@ -36,3 +36,8 @@ CREATE TABLE scheduled_jobs (
     last_error TEXT,
     runs BIGINT NOT NULL DEFAULT 0
 );
+
+-- A subscriber id is delivered by one process at a time: the one holding its lease. Other
+-- processes with handlers for the same id wait and take over when the lease expires.
+ALTER TABLE subscriptions ADD COLUMN lease_owner TEXT;
+ALTER TABLE subscriptions ADD COLUMN lease_until BIGINT;

@@ -19,11 +19,67 @@ struct Position {
     saved_at: Instant,
 }
 
-/// The dispatcher loop of one id; saves its position and ends on shutdown.
+/// The delivery lease of one id in this process: held until `until` (ms).
+struct Lease {
+    until: i64,
+}
+
+/// Takes or renews the lease when less than half of it is left; false while another process
+/// holds it. Losing or gaining it forgets the position, so delivery restarts at the stored
+/// cursor (at least once, never skipping).
+async fn hold_lease<S: StateStore + Clone + 'static>(
+    inner: &Arc<Inner<S>>,
+    group: &Arc<Group>,
+    lease: &mut Option<Lease>,
+    position: &mut Option<Position>,
+) -> bool {
+    let now = chrono::Utc::now().timestamp_millis();
+    let length = i64::try_from(inner.settings.lease.as_millis()).unwrap_or(i64::MAX / 2);
+    if lease.as_ref().is_some_and(|l| l.until - now > length / 2) {
+        return true;
+    }
+    match inner
+        .store
+        .claim_subscriber(&group.id, &inner.owner, now, now + length)
+        .await
+    {
+        Ok(true) => {
+            if lease.is_none() {
+                tracing::info!(subscriber = %group.id, "took the delivery lease");
+                *position = None;
+            }
+            *lease = Some(Lease {
+                until: now + length,
+            });
+            true
+        }
+        Ok(false) => {
+            if lease.take().is_some() {
+                tracing::warn!(subscriber = %group.id, "lost the delivery lease to another process");
+            }
+            *position = None;
+            false
+        }
+        Err(e) => {
+            tracing::warn!(subscriber = %group.id, error = %e, "cannot renew the delivery lease");
+            lease.as_ref().is_some_and(|l| l.until > now)
+        }
+    }
+}
+
+/// The dispatcher loop of one id; saves its position and ends on shutdown. Only the process
+/// holding the id's lease delivers; the others wait to take over.
 pub(super) async fn run<S: StateStore + Clone + 'static>(inner: Arc<Inner<S>>, group: Arc<Group>) {
     let mut committed = inner.committed.subscribe();
     let mut position: Option<Position> = None;
+    let mut lease: Option<Lease> = None;
     loop {
+        if !hold_lease(&inner, &group, &mut lease, &mut position).await {
+            tokio::select! {
+                () = inner.shutdown.cancelled() => return,
+                () = tokio::time::sleep(inner.settings.poll_interval) => continue,
+            }
+        }
         if let Err(e) = drain(&inner, &group, &mut position).await {
             tracing::warn!(subscriber = %group.id, error = %e, "event delivery failed; retrying");
         }
@@ -33,6 +89,9 @@ pub(super) async fn run<S: StateStore + Clone + 'static>(inner: Arc<Inner<S>>, g
             () = inner.shutdown.cancelled() => {
                 if let Err(e) = save(&inner, &group, &mut position, true).await {
                     tracing::warn!(subscriber = %group.id, error = %e, "cannot save the cursor at shutdown");
+                }
+                if let Err(e) = inner.store.release_subscriber(&group.id, &inner.owner).await {
+                    tracing::warn!(subscriber = %group.id, error = %e, "cannot release the delivery lease");
                 }
                 return;
             }

@@ -84,6 +84,9 @@ pub struct DeliverySettings {
     pub cursor_save_interval: Duration,
     /// How often dispatchers look for events written by other processes.
     pub poll_interval: Duration,
+    /// How long a process keeps a subscriber id's delivery lease without renewing it; another
+    /// process with handlers for the id takes over after that.
+    pub lease: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -95,6 +98,7 @@ impl Default for DeliverySettings {
             batch_size: 512,
             cursor_save_interval: Duration::from_millis(250),
             poll_interval: Duration::from_millis(500),
+            lease: Duration::from_secs(15),
         }
     }
 }
@@ -108,6 +112,7 @@ impl From<&soundcheck_core::model::DeliveryConfig> for DeliverySettings {
             batch_size: i64::from(c.batch_size),
             cursor_save_interval: Duration::from_millis(c.cursor_save_interval_ms),
             poll_interval: Duration::from_millis(c.poll_interval_ms),
+            lease: Duration::from_millis(c.lease_ms),
         }
     }
 }
@@ -166,6 +171,8 @@ impl Group {
 }
 
 struct Inner<S> {
+    /// This process's identity for delivery leases.
+    owner: String,
     store: S,
     settings: DeliverySettings,
     committed: watch::Sender<i64>,
@@ -193,6 +200,7 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
         let (committed, _) = watch::channel(0);
         Self {
             inner: Arc::new(Inner {
+                owner: uuid::Uuid::now_v7().to_string(),
                 store,
                 settings,
                 committed,

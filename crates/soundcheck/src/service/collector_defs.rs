@@ -52,9 +52,50 @@ pub(super) fn decode_stored(items: &[(String, Value)]) -> Result<Vec<CollectorCo
         .collect()
 }
 
-/// The block as it was written (so it can be sent back with PUT).
+/// The block as it was written, with secrets (keys naming a token, password, secret or API
+/// key) replaced by `<redacted>`.
 fn config_json(c: &CollectorConfig) -> Value {
-    c.source.clone()
+    redact(&c.source)
+}
+
+/// Every scalar inside replaced.
+fn redact_all(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), redact_all(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact_all).collect()),
+        Value::Null => Value::Null,
+        _ => Value::String("<redacted>".into()),
+    }
+}
+
+fn redact(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = k.to_lowercase();
+                    let secret = [
+                        "token",
+                        "password",
+                        "secret",
+                        "apikey",
+                        "appkey",
+                        "authorization",
+                    ]
+                    .iter()
+                    .any(|s| key.contains(s));
+                    let shown = if secret { redact_all(v) } else { redact(v) };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
 }
 
 impl App {

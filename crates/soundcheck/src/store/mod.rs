@@ -343,6 +343,21 @@ pub trait StateStore: Send + Sync {
         topics: &[String],
         cursor: i64,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Takes or renews the delivery lease of a subscriber id for `owner` until `until`; false
+    /// while another owner's lease is still running.
+    fn claim_subscriber(
+        &self,
+        subscriber_id: &str,
+        owner: &str,
+        now_ms: i64,
+        until: i64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Gives the lease back (at shutdown).
+    fn release_subscriber(
+        &self,
+        subscriber_id: &str,
+        owner: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Parks an event for a subscriber.
     fn park(
         &self,

@@ -611,6 +611,24 @@ impl StateStore for SqlStore {
         Ok(())
     }
 
+    async fn claim_subscriber(
+        &self,
+        subscriber_id: &str,
+        owner: &str,
+        now_ms: i64,
+        until: i64,
+    ) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE subscriptions SET lease_owner = $2, lease_until = $4 WHERE subscriber_id = $1 \
+            AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until < $3)";
+        on_pool!(&self.pool, p => Ok(sqlx::query(SQL).bind(subscriber_id).bind(owner).bind(now_ms).bind(until).execute(p).await?.rows_affected() == 1))
+    }
+
+    async fn release_subscriber(&self, subscriber_id: &str, owner: &str) -> StoreResult<()> {
+        const SQL: &str = "UPDATE subscriptions SET lease_owner = NULL, lease_until = NULL WHERE subscriber_id = $1 AND lease_owner = $2";
+        on_pool!(&self.pool, p => { sqlx::query(SQL).bind(subscriber_id).bind(owner).execute(p).await?; });
+        Ok(())
+    }
+
     async fn park(
         &self,
         subscriber_id: &str,

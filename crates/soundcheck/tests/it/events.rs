@@ -25,6 +25,7 @@ fn settings() -> DeliverySettings {
         batch_size: 7,
         cursor_save_interval: Duration::from_millis(20),
         poll_interval: Duration::from_millis(50),
+        lease: Duration::from_millis(400),
     }
 }
 
@@ -304,5 +305,49 @@ async fn late_subscribers_start_at_the_newest_event_unless_they_replay_and_curso
             b.name
         );
         restarted.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn one_process_at_a_time_delivers_a_shared_id_and_another_takes_over() {
+    for b in backends::all().await {
+        // two services on one database stand for two processes
+        let first = EventsService::new(b.store.clone(), settings());
+        let second = EventsService::new(b.store.clone(), settings());
+        let (seen_first, seen_second): (Seen, Seen) = (Arc::default(), Arc::default());
+        first
+            .subscribe(recorder("shared", &seen_first, StartAt::Beginning))
+            .await
+            .unwrap();
+        second
+            .subscribe(recorder("shared", &seen_second, StartAt::Beginning))
+            .await
+            .unwrap();
+        publish_many(&first, 5, 10).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let a = seen_first.lock().unwrap().clone();
+        let c = seen_second.lock().unwrap().clone();
+        assert_eq!(
+            a.len() + c.len(),
+            50,
+            "{}: every event once while both run",
+            b.name
+        );
+        assert!(
+            a.is_empty() || c.is_empty(),
+            "{}: one process holds the lease",
+            b.name
+        );
+        // the holder stops; the other takes over after the lease and gets what follows
+        let (holder, standby, standby_seen) = if a.is_empty() {
+            (second, first, seen_first)
+        } else {
+            (first, second, seen_second)
+        };
+        holder.shutdown().await;
+        publish_many(&standby, 5, 2).await;
+        let got = wait_for(&standby_seen, 10).await;
+        assert_eq!(got.len(), 10, "{}: the standby took over", b.name);
+        standby.shutdown().await;
     }
 }

@@ -349,7 +349,7 @@ async fn collectors_are_configured_through_the_api_and_collect_on_demand() {
             listed.body["factCollectors"],
             json!([{"collectorId": "soundcheck", "config": {}, "editable": false}])
         );
-        let body = json!([{"collectorId": "soundcheck", "config": {"frequency": {"minutes": 5}, "batchSize": 5, "filter": {"kind": "component"}}}]);
+        let body = json!([{"collectorId": "soundcheck", "config": {"frequency": {"minutes": 5}, "batchSize": 5, "filter": {"kind": "component"}, "apiToken": "s3cret-value-0123", "secrets": [{"key": "k", "value": "v"}]}}]);
         let r = api
             .send(
                 Method::POST,
@@ -359,6 +359,21 @@ async fn collectors_are_configured_through_the_api_and_collect_on_demand() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         assert_eq!(r.body["factCollectors"][0]["config"]["batchSize"], 5);
+        assert_eq!(
+            r.body["factCollectors"][0]["config"]["apiToken"],
+            "<redacted>"
+        );
+        assert_eq!(
+            r.body["factCollectors"][0]["config"]["secrets"],
+            json!([{"key": "<redacted>", "value": "<redacted>"}])
+        );
+        assert!(
+            !api.get("/api/soundcheck/fact-collectors")
+                .await
+                .body
+                .to_string()
+                .contains("s3cret")
+        );
         assert_eq!(
             api.send(Method::POST, "/api/soundcheck/fact-collectors", body)
                 .await
