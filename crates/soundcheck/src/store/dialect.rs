@@ -121,10 +121,9 @@ pub const POSTGRES: Dialect = Dialect {
         "CREATE TEMP TABLE IF NOT EXISTS stage_results (idx BIGINT, check_id TEXT, entity_ref TEXT, scope TEXT, state TEXT, previous_state TEXT, event_id TEXT, details TEXT, message TEXT, submitted_by TEXT)",
         "CREATE TEMP TABLE IF NOT EXISTS stage_certifications (idx BIGINT, track_id TEXT, entity_ref TEXT, level_ordinal BIGINT, scope TEXT, state TEXT, cumulative_state TEXT, previous_state TEXT, previous_cumulative_state TEXT, event_id TEXT)",
     ],
-    clear_stage: [
-        "DELETE FROM stage_results",
-        "DELETE FROM stage_certifications",
-    ],
+    // TRUNCATE, not DELETE: autovacuum never visits temporary tables, so deleted rows would
+    // pile up and every later block would scan them.
+    clear_stage: ["TRUNCATE stage_results", "TRUNCATE stage_certifications"],
     stage_results: "INSERT INTO stage_results SELECT idx - 1, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 \
         FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, idx)",
     stage_certifications: "INSERT INTO stage_certifications SELECT idx - 1, value->>0, value->>1, (value->>2)::bigint, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 \
