@@ -11,5 +11,6 @@ pub mod events;
 pub mod input;
 pub mod server;
 pub mod service;
+pub mod sinks;
 pub mod state;
 pub mod store;

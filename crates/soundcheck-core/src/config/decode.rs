@@ -118,7 +118,7 @@ pub fn decode_root(root: &Node, diags: &mut Diagnostics) -> SoundcheckConfig {
             located.tracks.push((track, node.pos.clone(), entries));
         }
     }
-    let (events_enabled, delivery) = fields
+    let (events_enabled, delivery, sinks) = fields
         .get("events")
         .map(|n| super::decode_service::events(n, diags))
         .unwrap_or_default();
@@ -145,6 +145,7 @@ pub fn decode_root(root: &Node, diags: &mut Diagnostics) -> SoundcheckConfig {
         events_enabled,
         delivery,
         retention,
+        sinks,
         server,
         collectors,
         limiters,

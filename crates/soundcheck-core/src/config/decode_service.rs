@@ -4,7 +4,7 @@
 use super::diagnostics::Diagnostics;
 use super::fields::Fields;
 use super::yaml::{Node, NodeKind};
-use crate::model::{DeliveryConfig, RetentionConfig};
+use crate::model::{DeliveryConfig, RetentionConfig, SinksConfig};
 
 const DELIVERY_KEYS: &[&str] = &[
     "maxAttempts",
@@ -17,10 +17,19 @@ const DELIVERY_KEYS: &[&str] = &[
 ];
 
 /// `soundcheck.events`: `{enabled, delivery}`.
-pub fn events(node: &Node, diags: &mut Diagnostics) -> (bool, DeliveryConfig) {
-    let Some(f) = Fields::new(node, "`soundcheck.events`", &["enabled", "delivery"], diags) else {
-        return (false, DeliveryConfig::default());
+pub fn events(node: &Node, diags: &mut Diagnostics) -> (bool, DeliveryConfig, SinksConfig) {
+    let Some(f) = Fields::new(
+        node,
+        "`soundcheck.events`",
+        &["enabled", "delivery", "sinks"],
+        diags,
+    ) else {
+        return (false, DeliveryConfig::default(), SinksConfig::default());
     };
+    let sinks = f
+        .get("sinks")
+        .map(|n| super::decode_sinks::sinks(n, diags))
+        .unwrap_or_default();
     let mut delivery = DeliveryConfig::default();
     if let Some(d) = f
         .get("delivery")
@@ -62,7 +71,7 @@ pub fn events(node: &Node, diags: &mut Diagnostics) -> (bool, DeliveryConfig) {
             lease_ms: read("leaseMs", 100, 3_600_000, delivery.lease_ms),
         };
     }
-    (f.flag("enabled", diags), delivery)
+    (f.flag("enabled", diags), delivery, sinks)
 }
 
 /// `soundcheck.retention`: `{factHistory: {maxAgeDays, maxPerFact}}`.

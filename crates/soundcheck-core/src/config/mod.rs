@@ -12,6 +12,7 @@ pub mod decode_collectors;
 mod decode_rule;
 mod decode_server;
 mod decode_service;
+mod decode_sinks;
 pub mod diagnostics;
 mod fields;
 pub mod json;

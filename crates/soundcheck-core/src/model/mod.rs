@@ -4,6 +4,7 @@ pub mod check;
 pub mod collector;
 pub mod refs;
 pub mod server;
+pub mod sinks;
 pub mod state;
 pub mod track;
 
@@ -11,6 +12,7 @@ pub use check::{Check, CheckType, Frequency, Schedule};
 pub use collector::{CacheSetting, CollectEntry, CollectorConfig, Limiter};
 pub use refs::{EntityRef, FactRef, RefError};
 pub use server::{Access, ApiToken, ServerConfig};
+pub use sinks::{RetrySchedule, SinksConfig, WebhookSink};
 pub use state::{CertState, CheckState};
 pub use track::{Badge, LevelCheck, Track, TrackLevel};
 
@@ -25,6 +27,8 @@ pub struct SoundcheckConfig {
     pub events_enabled: bool,
     /// `soundcheck.events.delivery`.
     pub delivery: DeliveryConfig,
+    /// `soundcheck.events.sinks`.
+    pub sinks: SinksConfig,
     /// `soundcheck.retention`.
     pub retention: RetentionConfig,
     /// `soundcheck.server` (used by `soundcheck serve`).

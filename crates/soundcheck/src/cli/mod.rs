@@ -2,6 +2,7 @@
 
 mod bench;
 mod evaluate;
+mod events;
 mod persist;
 mod serve;
 mod validate;
@@ -38,6 +39,8 @@ pub enum Command {
     },
     /// Run the service: the REST API, event delivery and background work.
     Serve(ServeArgs),
+    /// Follow a running service's events.
+    Events(events::EventsArgs),
     /// Benchmark helpers.
     Bench(BenchArgs),
 }
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Evaluate(args) => evaluate::run(&args),
         Command::Validate { config } => validate::run(&config),
         Command::Serve(args) => serve::run(&args),
+        Command::Events(args) => events::run(&args),
         Command::Bench(args) => bench::run(&args),
     }
 }

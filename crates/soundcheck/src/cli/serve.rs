@@ -144,7 +144,13 @@ async fn serve(options: AppOptions, http: HttpSettings, addr: SocketAddr) -> any
     let cancel = tokio_util::sync::CancellationToken::new();
     let scheduler = Scheduler::new(Arc::clone(&app), Arc::new(SystemClock));
     let scheduler = tokio::spawn(scheduler.run_until(cancel.clone()));
-    server::serve(listener, router, shutdown_signal()).await?;
+    let stopping = app.stopping();
+    let signal = async move {
+        shutdown_signal().await;
+        // Live event streams never end by themselves; end them so shutdown can finish.
+        stopping.cancel();
+    };
+    server::serve(listener, router, signal).await?;
     tracing::info!(
         "shutting down: finishing scheduled jobs and background evaluation, saving delivery positions"
     );

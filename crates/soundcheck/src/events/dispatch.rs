@@ -34,7 +34,7 @@ async fn hold_lease<S: StateStore + Clone + 'static>(
     position: &mut Option<Position>,
 ) -> bool {
     let now = chrono::Utc::now().timestamp_millis();
-    let length = i64::try_from(inner.settings.lease.as_millis()).unwrap_or(i64::MAX / 2);
+    let length = i64::try_from(group.settings.lease.as_millis()).unwrap_or(i64::MAX / 2);
     if lease.as_ref().is_some_and(|l| l.until - now > length / 2) {
         return true;
     }
@@ -77,13 +77,13 @@ pub(super) async fn run<S: StateStore + Clone + 'static>(inner: Arc<Inner<S>>, g
         if !hold_lease(&inner, &group, &mut lease, &mut position).await {
             tokio::select! {
                 () = inner.shutdown.cancelled() => return,
-                () = tokio::time::sleep(inner.settings.poll_interval) => continue,
+                () = tokio::time::sleep(group.settings.poll_interval) => continue,
             }
         }
         if let Err(e) = drain(&inner, &group, &mut position).await {
             tracing::warn!(subscriber = %group.id, error = %e, "event delivery failed; retrying");
         }
-        let save_in = inner.settings.cursor_save_interval;
+        let save_in = group.settings.cursor_save_interval;
         let pending = position.as_ref().is_some_and(|p| p.delivered != p.saved);
         tokio::select! {
             () = inner.shutdown.cancelled() => {
@@ -96,7 +96,7 @@ pub(super) async fn run<S: StateStore + Clone + 'static>(inner: Arc<Inner<S>>, g
                 return;
             }
             _ = committed.changed() => {}
-            () = tokio::time::sleep(if pending { save_in } else { inner.settings.poll_interval }) => {
+            () = tokio::time::sleep(if pending { save_in } else { group.settings.poll_interval }) => {
                 if let Err(e) = save(&inner, &group, &mut position, true).await {
                     tracing::warn!(subscriber = %group.id, error = %e, "cannot save the cursor");
                 }
@@ -116,7 +116,7 @@ async fn save<S: StateStore + Clone + 'static>(
         return Ok(());
     };
     if p.delivered == p.saved
-        || (!force && p.saved_at.elapsed() < inner.settings.cursor_save_interval)
+        || (!force && p.saved_at.elapsed() < group.settings.cursor_save_interval)
     {
         return Ok(());
     }
@@ -159,7 +159,7 @@ async fn drain<S: StateStore + Clone + 'static>(
         let cursor = position.as_ref().map_or(0, |p| p.delivered);
         let batch = inner
             .store
-            .events_after(cursor, inner.settings.batch_size)
+            .events_after(cursor, group.settings.batch_size)
             .await?;
         let Some(last) = batch.last().map(|e| e.seq) else {
             return Ok(());
@@ -191,7 +191,7 @@ async fn drain<S: StateStore + Clone + 'static>(
         group
             .delivered
             .store(last, std::sync::atomic::Ordering::Release);
-        let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= inner.settings.batch_size;
+        let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= group.settings.batch_size;
         save(inner, group, position, full).await?;
     }
 }
@@ -215,7 +215,7 @@ async fn attempt<S: StateStore + Clone + 'static>(
     handler: &super::Handler,
     event: &StoredEvent,
 ) -> StoreResult<bool> {
-    let settings = inner.settings;
+    let settings = group.settings;
     let mut backoff = settings.initial_backoff;
     let mut last_error = String::new();
     for attempt in 1..=settings.max_attempts.max(1) {

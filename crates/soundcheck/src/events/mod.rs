@@ -149,6 +149,8 @@ struct Group {
     cursor: Mutex<Option<i64>>,
     /// The last position delivered in this process (-1 until the dispatcher has run).
     delivered: std::sync::atomic::AtomicI64,
+    /// Delivery tuning of this id (the service's, or its first subscriber's own).
+    settings: DeliverySettings,
 }
 
 impl Group {
@@ -222,6 +224,17 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
         });
     }
 
+    /// Changes whenever events are committed in this process (the newest position), for
+    /// readers that follow the outbox themselves (the live stream).
+    pub fn committed(&self) -> watch::Receiver<i64> {
+        self.inner.committed.subscribe()
+    }
+
+    /// The store the service delivers from.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
     /// Appends an event to the outbox and wakes the dispatchers.
     pub async fn publish(&self, params: EventParams) -> StoreResult<StoredEvent> {
         let key = ordering_key(&params, None);
@@ -232,6 +245,17 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
 
     /// Registers a handler; the first handler of an id starts its dispatcher.
     pub async fn subscribe(&self, options: SubscribeOptions) -> StoreResult<()> {
+        let settings = self.inner.settings;
+        self.subscribe_with(options, settings).await
+    }
+
+    /// [`EventsService::subscribe`] with this id's own retry and batching settings (sinks use
+    /// it for their per-endpoint retry schedule); the first subscriber of an id decides.
+    pub async fn subscribe_with(
+        &self,
+        options: SubscribeOptions,
+        settings: DeliverySettings,
+    ) -> StoreResult<()> {
         let store = &self.inner.store;
         let stored = store.cursor(&options.id).await?;
         let cursor = match (options.start, stored) {
@@ -251,6 +275,7 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
                         handlers: Mutex::new(Vec::new()),
                         cursor: Mutex::new(None),
                         delivered: std::sync::atomic::AtomicI64::new(-1),
+                        settings,
                     });
                     groups.insert(options.id.clone(), g.clone());
                     (g, true)

@@ -120,6 +120,8 @@ pub struct App {
     writer: Arc<tokio::sync::Mutex<()>>,
     /// The store's change marker when this process last loaded entities and definitions.
     seen: std::sync::Mutex<[i64; 4]>,
+    /// Cancelled when the service starts shutting down (ends live streams).
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl App {
@@ -152,7 +154,17 @@ impl App {
             catalog_source: options.catalog.clone(),
             writer: Arc::new(tokio::sync::Mutex::new(())),
             seen: std::sync::Mutex::new([0; 4]),
+            stopping: tokio_util::sync::CancellationToken::new(),
         });
+        if let Some(events) = &app.events {
+            crate::sinks::start(
+                events,
+                &options.file_config.sinks,
+                DeliverySettings::from(&options.file_config.delivery),
+            )
+            .await
+            .context("cannot start the event sinks")?;
+        }
         if let Some(source) = &options.catalog {
             app.load_catalog(source).await?;
         }
@@ -242,6 +254,11 @@ impl App {
         scope: &str,
     ) -> Result<crate::state::world::WorldOutcome, StoreError> {
         self.live().certify_world(scope).await
+    }
+
+    /// Cancelled when shutdown begins, so long-lived responses (event streams) end.
+    pub fn stopping(&self) -> tokio_util::sync::CancellationToken {
+        self.stopping.clone()
     }
 
     /// Stops event delivery (saving cursors).

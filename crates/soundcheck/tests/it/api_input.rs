@@ -189,6 +189,43 @@ async fn the_binary_serves_the_api_end_to_end_and_stops_on_sigterm() {
                 && e.params.event_payload["entityRef"] == PAYMENTS
                 && e.params.event_payload["state"] == "failed")
     );
+    // the live stream, through `soundcheck events tail` (JSON lines when not on a terminal)
+    let tail = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_soundcheck"))
+            .args(["events", "tail", "--url", &base])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let first = tail(&["--after", "0", "--limit", "3"]);
+    assert_eq!(first.len(), 3);
+    assert!(first.iter().all(|e| {
+        e["topic"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("soundcheck-"))
+    }));
+    let mine = tail(&[
+        "--after",
+        "0",
+        "--limit",
+        "1",
+        "--topic",
+        "soundcheck-check-status-change",
+        "--entity",
+        PAYMENTS,
+    ]);
+    assert_eq!(mine[0]["eventPayload"]["entityRef"], PAYMENTS);
+    assert_eq!(mine[0]["topic"], "soundcheck-check-status-change");
     let origin = base.trim_end_matches("/api/soundcheck");
     let metrics = client
         .get(format!("{origin}/metrics"))
@@ -208,6 +245,13 @@ async fn the_binary_serves_the_api_end_to_end_and_stops_on_sigterm() {
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
     }
+    // a stream that is still open must not hold up shutdown
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_soundcheck"))
+        .args(["events", "tail", "--url", &base])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -17,5 +17,6 @@ mod events;
 mod helpers;
 mod live;
 mod scheduler;
+mod sinks;
 mod state;
 mod validate;

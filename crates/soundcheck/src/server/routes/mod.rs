@@ -4,6 +4,7 @@ pub mod checks;
 pub mod collectors;
 pub mod exemptions;
 pub mod results;
+pub mod stream;
 pub mod tracks;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub fn api() -> Router<Arc<App>> {
         .route("/certifications", get(results::certifications))
         .route("/certify_world", post(results::certify_world))
         .route("/facts", post(results::submit_facts))
+        .route("/events/stream", get(stream::stream))
         .route("/facts/collect", post(collectors::collect))
         .route(
             "/fact-collectors",

@@ -1,0 +1,111 @@
+//! Decodes `soundcheck.events.sinks`: webhook endpoints with their topics, timeout, signing
+//! secret and retry schedule.
+
+use super::diagnostics::Diagnostics;
+use super::fields::{Fields, list, string};
+use super::yaml::{Node, NodeKind};
+use crate::events::{CERTIFICATION_CHANGE_TOPIC, CHECK_STATUS_CHANGE_TOPIC};
+use crate::model::{RetrySchedule, SinksConfig, WebhookSink};
+
+const WEBHOOK_KEYS: &[&str] = &["id", "url", "secret", "topics", "timeoutMs", "retry"];
+const RETRY_KEYS: &[&str] = &["maxAttempts", "initialBackoffMs", "maxBackoffMs"];
+
+/// `soundcheck.events.sinks`: `{webhooks: [...]}`.
+pub fn sinks(node: &Node, diags: &mut Diagnostics) -> SinksConfig {
+    let mut out = SinksConfig::default();
+    let Some(f) = Fields::new(node, "`soundcheck.events.sinks`", &["webhooks"], diags) else {
+        return out;
+    };
+    let Some(webhooks) = f.get("webhooks") else {
+        return out;
+    };
+    for item in list(webhooks, "webhooks", diags) {
+        if let Some(w) = webhook(item, diags) {
+            if out.webhooks.iter().any(|x| x.id == w.id) {
+                diags.error(&item.pos, format!("duplicate webhook id `{}`", w.id));
+                continue;
+            }
+            out.webhooks.push(w);
+        }
+    }
+    out
+}
+
+fn number(f: &Fields<'_>, key: &str, min: i64, max: i64, diags: &mut Diagnostics) -> Option<u64> {
+    let node = f.get(key)?;
+    match node.kind {
+        NodeKind::Int(v) if (min..=max).contains(&v) => u64::try_from(v).ok(),
+        _ => {
+            diags.error(
+                &node.pos,
+                format!(
+                    "expected an integer from {min} to {max} for `{key}`, found {}",
+                    node.type_name()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookSink> {
+    let f = Fields::new(node, "a webhook", WEBHOOK_KEYS, diags)?;
+    let id = f.required_str("id", "a webhook", diags);
+    let url = f.required_str("url", "a webhook", diags);
+    if let Some(u) = url
+        .as_ref()
+        .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+    {
+        let pos = f.get("url").map_or(&node.pos, |n| &n.pos);
+        diags.error(pos, format!("`{u}` is not an http:// or https:// URL"));
+    }
+    let secret = f.opt_str("secret", diags);
+    if let Some(s) = secret.as_ref().filter(|s| !s.starts_with("whsec_")) {
+        let pos = f.get("secret").map_or(&node.pos, |n| &n.pos);
+        let _ = s;
+        diags.error(
+            pos,
+            "a webhook secret is `whsec_` followed by base64 (the Standard Webhooks format)",
+        );
+    }
+    let topics: Vec<String> = f
+        .get("topics")
+        .map(|t| {
+            list(t, "topics", diags)
+                .iter()
+                .filter_map(|n| string(n, "topics", diags))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (t, n) in topics.iter().zip(
+        f.get("topics")
+            .map(|t| list(t, "topics", diags))
+            .unwrap_or(&[]),
+    ) {
+        if t != CHECK_STATUS_CHANGE_TOPIC && t != CERTIFICATION_CHANGE_TOPIC {
+            diags.error(
+                &n.pos,
+                format!("unknown topic `{t}`; expected {CHECK_STATUS_CHANGE_TOPIC} or {CERTIFICATION_CHANGE_TOPIC}"),
+            );
+        }
+    }
+    let timeout_ms = number(&f, "timeoutMs", 100, 600_000, diags).unwrap_or(5000);
+    let retry = f.get("retry").and_then(|r| {
+        let rf = Fields::new(r, "`retry`", RETRY_KEYS, diags)?;
+        Some(RetrySchedule {
+            max_attempts: number(&rf, "maxAttempts", 1, 100, diags)
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(5),
+            initial_backoff_ms: number(&rf, "initialBackoffMs", 1, 3_600_000, diags).unwrap_or(200),
+            max_backoff_ms: number(&rf, "maxBackoffMs", 1, 86_400_000, diags).unwrap_or(30_000),
+        })
+    });
+    Some(WebhookSink {
+        id: id?,
+        url: url?,
+        secret,
+        topics,
+        timeout_ms,
+        retry,
+    })
+}

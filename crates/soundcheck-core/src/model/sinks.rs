@@ -1,0 +1,51 @@
+//! Where events go beyond the process (`soundcheck.events.sinks`): each sink is a durable
+//! subscriber with its own id, cursor, retries and dead letters.
+
+/// When and how often a sink retries a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySchedule {
+    /// Attempts before the event is parked as dead (`maxAttempts`).
+    pub max_attempts: u32,
+    /// Wait before the first retry, doubled per attempt (`initialBackoffMs`).
+    pub initial_backoff_ms: u64,
+    /// Longest wait (`maxBackoffMs`).
+    pub max_backoff_ms: u64,
+}
+
+/// One webhook endpoint (`soundcheck.events.sinks.webhooks[]`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSink {
+    /// Names the sink; its subscriber id is `webhook:<id>`.
+    pub id: String,
+    /// Where the envelope is POSTed.
+    pub url: String,
+    /// Standard Webhooks signing secret (`whsec_` + base64), if the receiver verifies.
+    pub secret: Option<String>,
+    /// Topics sent (empty: both Soundcheck topics).
+    pub topics: Vec<String>,
+    /// Request timeout in milliseconds (`timeoutMs`, default 5000).
+    pub timeout_ms: u64,
+    /// Overrides `soundcheck.events.delivery` retries for this endpoint.
+    pub retry: Option<RetrySchedule>,
+}
+
+impl std::fmt::Debug for WebhookSink {
+    /// Never prints the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSink")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("topics", &self.topics)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// `soundcheck.events.sinks`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinksConfig {
+    /// Webhook endpoints.
+    pub webhooks: Vec<WebhookSink>,
+}

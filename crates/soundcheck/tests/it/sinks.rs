@@ -1,0 +1,207 @@
+//! The webhook sink against local receivers: signed envelopes, retries after 500s and
+//! timeouts, dead letters, and a receiver that is down for a while then comes back.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use soundcheck::service::{App, AppOptions, CatalogSource};
+use soundcheck::store::FactRecord;
+
+use crate::backends;
+use crate::helpers::repo;
+
+const SECRET: &str = "whsec_c291bmRjaGVjay10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5";
+
+/// What a receiver got: (webhook-id, timestamp, signature, body).
+type Received = Arc<Mutex<Vec<(String, String, String, String)>>>;
+
+/// A receiver on `listener` that answers 500 to the first `failures` requests and sleeps
+/// `slow_first` before answering the very first one.
+async fn receiver(
+    listener: tokio::net::TcpListener,
+    failures: usize,
+    slow_first: Duration,
+) -> Received {
+    let got: Received = Arc::default();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sink = Arc::clone(&got);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (sink, calls) = (Arc::clone(&sink), Arc::clone(&calls));
+            async move {
+                let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n == 0 && !slow_first.is_zero() {
+                    tokio::time::sleep(slow_first).await;
+                }
+                if n < failures {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                let h = |k: &str| {
+                    headers
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                sink.lock().unwrap().push((
+                    h("webhook-id"),
+                    h("webhook-timestamp"),
+                    h("webhook-signature"),
+                    body,
+                ));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    got
+}
+
+/// The example app with a webhook sink (and a second one that always fails).
+async fn app_with_hooks(url: &str, dead_url: &str, db: &str) -> Arc<App> {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("sinks.yaml");
+    std::fs::write(
+        &extra,
+        format!(
+            "soundcheck:\n  events:\n    delivery: {{ pollIntervalMs: 50 }}\n    sinks:\n      webhooks:\n        - {{ id: ci, url: \"{url}\", secret: \"{SECRET}\", timeoutMs: 300, retry: {{ maxAttempts: 20, initialBackoffMs: 20, maxBackoffMs: 200 }} }}\n        - {{ id: dead, url: \"{dead_url}\", topics: [soundcheck-check-status-change], retry: {{ maxAttempts: 2, initialBackoffMs: 5, maxBackoffMs: 5 }} }}\n"
+        ),
+    )
+    .unwrap();
+    let loaded = soundcheck_core::config::load_files(
+        &[repo().join("examples/app-config.yaml"), extra],
+        &|_| None,
+    )
+    .unwrap();
+    App::start(AppOptions {
+        base: loaded.root,
+        file_config: loaded.config,
+        database_url: db.to_string(),
+        catalog: Some(CatalogSource {
+            files: vec![repo().join("examples/catalog/catalog-info.yaml")],
+            ..Default::default()
+        }),
+        facts_files: vec![repo().join("examples/facts.jsonl")],
+    })
+    .await
+    .unwrap()
+}
+
+fn ci_fact(entity: &str, passing: bool, n: i64) -> FactRecord {
+    FactRecord {
+        entity_ref: entity.to_string(),
+        fact_ref: "ci:default/pipeline".to_string(),
+        scope: "default".to_string(),
+        data: json!({"passing": passing, "duration_seconds": 100}),
+        timestamp_ms: 1_900_000_000_000 + n,
+    }
+}
+
+async fn wait_for(got: &Received, n: usize) -> Vec<(String, String, String, String)> {
+    for _ in 0..400 {
+        if got.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    got.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn webhooks_get_signed_envelopes_through_500s_timeouts_and_downtime() {
+    for b in backends::all().await {
+        // The receiver is down at first: the port is reserved and refuses connections.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dead_addr = dead.local_addr().unwrap();
+        let _dead_receiver = receiver(dead, usize::MAX, Duration::ZERO).await;
+        let app = app_with_hooks(
+            &format!("http://{addr}/hook"),
+            &format!("http://{dead_addr}/hook"),
+            &b.url,
+        )
+        .await;
+        // Three changes of one check while the receiver is down.
+        let entity = "component:default/payments-api";
+        for (n, passing) in [false, true, false].into_iter().enumerate() {
+            app.live()
+                .submit_facts(vec![ci_fact(entity, passing, n as i64)])
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // It comes back slow (first answer after the 300 ms timeout) and failing twice.
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let got = receiver(listener, 2, Duration::from_millis(600)).await;
+        let expected = {
+            use soundcheck::store::StateStore;
+            b.store.events_after(0, 100_000).await.unwrap()
+        };
+        let received = wait_for(&got, expected.len()).await;
+        assert_eq!(
+            received.len(),
+            expected.len(),
+            "{}: every event arrives",
+            b.name
+        );
+        let ids: std::collections::HashSet<&str> = received.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(ids.len(), received.len(), "{}: none twice", b.name);
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(SECRET.trim_start_matches("whsec_"))
+            .unwrap();
+        let mut states = Vec::new();
+        for (id, ts, signature, body) in &received {
+            let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+            mac.update(format!("{id}.{ts}.{body}").as_bytes());
+            let want = format!(
+                "v1,{}",
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+            );
+            assert_eq!(signature, &want, "{}: signature", b.name);
+            let envelope: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(envelope["metadata"]["eventId"], id.as_str());
+            if envelope["topic"] == "soundcheck-check-status-change"
+                && envelope["eventPayload"]["checkId"] == "ci-passing"
+                && envelope["eventPayload"]["entityRef"] == entity
+            {
+                states.push(
+                    envelope["eventPayload"]["state"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+        }
+        assert_eq!(states.last().map(String::as_str), Some("failed"));
+        assert!(
+            states.ends_with(&["failed".into(), "passed".into(), "failed".into()]),
+            "{}: in order per key: {states:?}",
+            b.name
+        );
+        // The endpoint that always fails parks what it could not deliver.
+        let events = app.events().unwrap();
+        let mut dead_events = Vec::new();
+        for _ in 0..200 {
+            dead_events = events.dead_events("webhook:dead").await.unwrap();
+            if !dead_events.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(!dead_events.is_empty(), "{}", b.name);
+        assert!(
+            dead_events[0].last_error.contains("500"),
+            "{}",
+            dead_events[0].last_error
+        );
+        app.shutdown().await;
+    }
+}
