@@ -264,6 +264,10 @@ async fn the_binary_serves_the_api_end_to_end_and_stops_on_sigterm() {
         rest.iter().all(|l| !l.contains(token)),
         "a token reached the log"
     );
+    assert!(
+        follower.wait().unwrap().success(),
+        "the follower ends when the stream ends"
+    );
     let _ = READ;
 }
 
