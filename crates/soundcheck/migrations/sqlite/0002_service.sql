@@ -41,3 +41,6 @@ CREATE TABLE scheduled_jobs (
 -- processes with handlers for the same id wait and take over when the lease expires.
 ALTER TABLE subscriptions ADD COLUMN lease_owner TEXT;
 ALTER TABLE subscriptions ADD COLUMN lease_until BIGINT;
+
+-- At most one active exemption per (check, entity), also under concurrent creates.
+CREATE UNIQUE INDEX exemptions_active ON exemptions (check_id, entity_ref) WHERE revoked = 0;

@@ -80,7 +80,7 @@ pub(super) async fn run<S: StateStore + Clone + 'static>(inner: Arc<Inner<S>>, g
                 () = tokio::time::sleep(group.settings.poll_interval) => continue,
             }
         }
-        if let Err(e) = drain(&inner, &group, &mut position).await {
+        if let Err(e) = drain(&inner, &group, &mut position, &mut lease).await {
             tracing::warn!(subscriber = %group.id, error = %e, "event delivery failed; retrying");
         }
         let save_in = group.settings.cursor_save_interval;
@@ -135,9 +135,14 @@ async fn drain<S: StateStore + Clone + 'static>(
     inner: &Arc<Inner<S>>,
     group: &Arc<Group>,
     position: &mut Option<Position>,
+    lease: &mut Option<Lease>,
 ) -> StoreResult<()> {
     loop {
         if inner.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        // Renewed before every batch: a long backlog must not outlive the lease.
+        if !hold_lease(inner, group, lease, position).await {
             return Ok(());
         }
         let reset = group.cursor.lock().ok().and_then(|mut c| c.take());

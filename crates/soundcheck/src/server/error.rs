@@ -106,7 +106,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if let ServiceError::Store(inner) = &e {
-            tracing::error!(error = %inner, "store error while handling a request");
+            // The detail (SQL, constraint names) stays in the log.
+            let reference = uuid::Uuid::now_v7();
+            tracing::error!(error = %inner, %reference, "store error while handling a request");
+            return Self {
+                status,
+                message: format!("internal error (reference {reference}); see the service log"),
+            };
         }
         Self {
             status,

@@ -142,6 +142,14 @@ impl App {
             }
         }
         let stored: HashMap<String, Value> = self.store.entities().await?.into_iter().collect();
+        if entities.is_empty() && !stored.is_empty() {
+            // An empty answer is far more likely a source problem (permissions, a catalog
+            // still starting) than a catalog that really lost everything.
+            anyhow::bail!(
+                "the catalog source returned no entities; keeping the {} stored ones (remove them explicitly if that is intended)",
+                stored.len()
+            );
+        }
         let keep: std::collections::HashSet<String> =
             entities.iter().map(|(r, _)| r.clone()).collect();
         let gone: Vec<String> = stored
@@ -177,16 +185,10 @@ impl App {
 
     /// Re-evaluates the checks that read the entity descriptor for these entities.
     pub async fn reevaluate_entities(&self, refs: &[String]) -> anyhow::Result<()> {
-        let defs = self.definitions();
-        let table = defs.engine.fact_table();
-        let checks: Vec<usize> = table
-            .get_str(crate::batch::ENTITY_DESCRIPTOR)
-            .map(|slot| defs.engine.checks_reading(slot).to_vec())
-            .unwrap_or_default();
+        // Filters depend on the entity body, so every check and track is evaluated again.
         let live = self.live();
         for entity in refs {
-            live.execute(entity, "default", Some(&checks), false)
-                .await?;
+            live.execute(entity, "default", None, false).await?;
         }
         Ok(())
     }

@@ -77,24 +77,44 @@ fn redact(value: &Value) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let key = k.to_lowercase();
-                    let secret = [
-                        "token",
-                        "password",
-                        "secret",
-                        "apikey",
-                        "appkey",
-                        "authorization",
-                    ]
-                    .iter()
-                    .any(|s| key.contains(s));
+                    // `api_key`, `x-api-key` and `apiKey` all read as `apikey`.
+                    let key: String = k
+                        .to_lowercase()
+                        .chars()
+                        .filter(char::is_ascii_alphanumeric)
+                        .collect();
+                    let secret = key == "pat" || SECRET_WORDS.iter().any(|s| key.contains(s));
                     let shown = if secret { redact_all(v) } else { redact(v) };
                     (k.clone(), shown)
                 })
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        Value::String(s) => Value::String(without_userinfo(s)),
         other => other.clone(),
+    }
+}
+
+/// Key words that mark a setting as secret.
+const SECRET_WORDS: &[&str] = &[
+    "token",
+    "password",
+    "passwd",
+    "secret",
+    "key",
+    "authorization",
+    "credential",
+    "private",
+    "cert",
+];
+
+/// A URL with `user:password@` hidden.
+fn without_userinfo(text: &str) -> String {
+    match (text.find("://"), text.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme && !text[scheme + 3..at].contains('/') => {
+            format!("{}://<redacted>@{}", &text[..scheme], &text[at + 1..])
+        }
+        _ => text.to_string(),
     }
 }
 

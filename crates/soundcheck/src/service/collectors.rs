@@ -267,7 +267,9 @@ impl App {
             _ if refresh => return Ok((entities, 0)),
             CacheSetting::Off => return Ok((entities, 0)),
             CacheSetting::On => i64::MAX,
-            CacheSetting::ForSeconds(s) => i64::try_from(s).unwrap_or(i64::MAX / 1000) * 1000,
+            CacheSetting::ForSeconds(s) => {
+                i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000)
+            }
         };
         let names = collector.fact_names(self, block);
         let refs: Vec<String> = names

@@ -296,10 +296,13 @@ impl App {
     /// Re-evaluates every entity against the definitions in force, in the background; one
     /// run at a time. [`App::settled`] waits for it.
     pub async fn reevaluate_in_background(self: &Arc<Self>) {
-        let guard = self.reevaluation.clone().lock_owned().await;
+        // Counted before the task starts, so `settled` never misses it; the task waits for
+        // any run in progress itself, so callers holding other locks never wait here.
+        self.pending_reevaluations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let app = Arc::clone(self);
         tokio::spawn(async move {
-            let _guard = guard;
+            let guard = app.reevaluation.lock().await;
             match app.certify_world("default").await {
                 Ok(o) => tracing::info!(
                     entities = o.entities,
@@ -311,12 +314,21 @@ impl App {
                     tracing::error!(error = %e, "re-evaluation after a definition change failed")
                 }
             }
+            drop(guard);
+            app.pending_reevaluations
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         });
     }
 
-    /// Waits until a background re-evaluation (after a definition change) has finished.
+    /// Waits until background re-evaluations (after definition changes) have finished.
     pub async fn settled(&self) {
-        drop(self.reevaluation.lock().await);
+        while self
+            .pending_reevaluations
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }
 

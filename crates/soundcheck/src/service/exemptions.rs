@@ -45,6 +45,9 @@ impl App {
                     .collect();
                 ids.sort();
                 ids.dedup();
+                if ids.is_empty() {
+                    return Ok((Vec::new(), 0));
+                }
                 ids
             }
             (None, None) => Vec::new(),

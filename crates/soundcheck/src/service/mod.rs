@@ -122,6 +122,8 @@ pub struct App {
     seen: std::sync::Mutex<[i64; 4]>,
     /// Cancelled when the service starts shutting down (ends live streams).
     stopping: tokio_util::sync::CancellationToken,
+    /// Background re-evaluations started and not yet finished.
+    pending_reevaluations: std::sync::atomic::AtomicUsize,
 }
 
 impl App {
@@ -131,7 +133,12 @@ impl App {
         use anyhow::Context;
         let store = SqlStore::open(&options.database_url)
             .await
-            .with_context(|| format!("cannot open database `{}`", options.database_url))?;
+            .with_context(|| {
+                format!(
+                    "cannot open database `{}`",
+                    crate::store::redact_url(&options.database_url)
+                )
+            })?;
         let events = options.file_config.events_enabled.then(|| {
             EventsService::new(
                 store.clone(),
@@ -155,6 +162,7 @@ impl App {
             writer: Arc::new(tokio::sync::Mutex::new(())),
             seen: std::sync::Mutex::new([0; 4]),
             stopping: tokio_util::sync::CancellationToken::new(),
+            pending_reevaluations: std::sync::atomic::AtomicUsize::new(0),
         });
         if let Some(events) = &app.events {
             crate::sinks::start(
@@ -214,7 +222,10 @@ impl App {
     pub async fn refresh_entities(&self) -> Result<(), StoreError> {
         use crate::store::QueryStore;
         let marker = self.store.change_marker().await?;
-        self.entities.store(Arc::new(self.store.entities().await?));
+        let mut entities = self.store.entities().await?;
+        // Byte order, whatever the database's collation: lookups binary-search this list.
+        entities.sort_by(|a, b| a.0.cmp(&b.0));
+        self.entities.store(Arc::new(entities));
         if let Ok(mut seen) = self.seen.lock() {
             seen[0] = marker[0];
             seen[1] = marker[1];

@@ -67,6 +67,15 @@ impl App {
                 Err(e) => problems.push(e),
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        let parsed_all = problems.is_empty();
+        for (i, p) in parsed.iter().enumerate().filter(|_| parsed_all) {
+            if !seen.insert((p.check, p.entity_ref.as_str(), p.scope.as_str())) {
+                problems.push(format!(
+                    "{pointer}/{i}: a second result for the same check, entity and scope in one request"
+                ));
+            }
+        }
         if !problems.is_empty() {
             return Err(ServiceError::Invalid(problems.join("\n")));
         }
@@ -117,7 +126,12 @@ impl App {
                             ServiceError::NotFound(format!("check `{id}` not found"))
                         })
                     })
-                    .collect::<ServiceResult<Vec<usize>>>()?,
+                    .collect::<ServiceResult<Vec<usize>>>()
+                    .map(|mut p| {
+                        p.sort_unstable();
+                        p.dedup();
+                        p
+                    })?,
             ),
             None => None,
         };

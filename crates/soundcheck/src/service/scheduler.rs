@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use futures::FutureExt;
 use soundcheck_core::model::{CollectorConfig, Frequency};
 use tokio_util::sync::CancellationToken;
 
@@ -163,9 +164,9 @@ impl Scheduler {
             // An interval job first runs after its initial delay; a cron job at its first
             // matching time after that.
             let first = match &job.frequency {
-                Frequency::Every(_) => now + job.initial_delay_ms,
+                Frequency::Every(_) => now.saturating_add(job.initial_delay_ms),
                 cron => cron
-                    .next_after(now + job.initial_delay_ms - 1)
+                    .next_after(now.saturating_add(job.initial_delay_ms) - 1)
                     .unwrap_or(i64::MAX),
             };
             let store = self.app.store();
@@ -184,7 +185,15 @@ impl Scheduler {
                     continue;
                 }
             }
-            let error = self.run(job, now).await.err().map(|e| format!("{e:#}"));
+            // A panicking job (a collector's bug) fails this run, not the scheduler.
+            let outcome = std::panic::AssertUnwindSafe(self.run(job, now))
+                .catch_unwind()
+                .await;
+            let error = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("{e:#}")),
+                Err(_) => Some("the job panicked".to_string()),
+            };
             if let Some(e) = &error {
                 tracing::warn!(job = %job.id, error = %e, "scheduled job failed");
             }

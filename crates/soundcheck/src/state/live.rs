@@ -218,7 +218,10 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         for &check in affected {
             let new = engine.evaluate_check(check, &admissions, &view);
             evaluated.push((check, new));
-            states.insert(check, new);
+            // Rule-less checks (manual, external) evaluate to `None`: their stored result stands.
+            if new.is_some() {
+                states.insert(check, new);
+            }
             let id = engine.check_id(check);
             let previous = snapshot.results.get(id).copied();
             match new {

@@ -380,3 +380,30 @@ pub trait StateStore: Send + Sync {
     /// Checks the outbox invariant.
     fn audit_outbox(&self) -> impl Future<Output = StoreResult<OutboxAudit>> + Send;
 }
+
+/// A database URL with its password hidden, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}://{user}:<redacted>@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_in_database_urls_are_hidden() {
+        assert_eq!(
+            super::redact_url("postgres://app:s3cret@db:5432/soundcheck"),
+            "postgres://app:<redacted>@db:5432/soundcheck"
+        );
+        assert_eq!(
+            super::redact_url("sqlite://soundcheck.db"),
+            "sqlite://soundcheck.db"
+        );
+    }
+}

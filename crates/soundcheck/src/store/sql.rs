@@ -125,7 +125,7 @@ impl SqlStore {
             migrator(&POSTGRES_MIGRATIONS).run(&pool).await?;
             Pool::Postgres(pool)
         } else {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
+            return Err(StoreError::UnsupportedUrl(super::redact_url(url)));
         };
         let dialect = match pool {
             Pool::Sqlite(_) => &dialect::SQLITE,

@@ -291,6 +291,18 @@ async fn manual_and_external_results_are_validated_stored_and_audited() {
         );
         let r = submit(json!({"results": [{"entityRef": PAYMENTS, "checkId": "dr-runbook-reviewed", "state": "passed", "justification": "rehearsed on 2026-11-20"}]})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        // a full re-evaluation keeps submitted results in certification: nothing changes
+        let world = api
+            .send(Method::POST, "/api/soundcheck/certify_world", json!({}))
+            .await;
+        assert!(
+            world.body["status"]
+                .as_str()
+                .unwrap()
+                .ends_with("0 result change(s), 0 certification change(s)"),
+            "{}",
+            world.body
+        );
         // rule-based checks take facts, not results
         let r = submit(json!({"results": [{"entityRef": PAYMENTS, "checkId": "ci-passing", "state": "passed"}]})).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);

@@ -45,6 +45,10 @@ async fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
         (Method::POST, "/api/soundcheck/results", json!({"results": [{"entityRef": PAYMENTS, "checkId": "nope", "state": "passed"}]}).to_string(), StatusCode::BAD_REQUEST, "/results/0/checkId: check `nope` not found"),
         (Method::POST, "/api/soundcheck/results", json!({"results": [{"entityRef": PAYMENTS, "checkId": "pen-test-passed", "state": "green"}]}).to_string(), StatusCode::BAD_REQUEST, "/results/0/state"),
         (Method::POST, "/api/soundcheck/results", json!({"results": [{"entityRef": "component:default/ghost", "checkId": "pen-test-passed", "state": "passed"}]}).to_string(), StatusCode::NOT_FOUND, "not in the catalog"),
+        (Method::POST, "/api/soundcheck/results", json!({"results": [
+            {"entityRef": PAYMENTS, "checkId": "pen-test-passed", "state": "passed"},
+            {"entityRef": PAYMENTS, "checkId": "pen-test-passed", "state": "failed"}
+        ]}).to_string(), StatusCode::BAD_REQUEST, "/results/1: a second result"),
         (Method::POST, "/api/soundcheck/checks", json!({"checks": {}}).to_string(), StatusCode::BAD_REQUEST, "/checks"),
         (Method::POST, "/api/soundcheck/checks", json!({"checks": [{"name": "no id"}]}).to_string(), StatusCode::BAD_REQUEST, "/checks/0/id"),
         (Method::POST, "/api/soundcheck/checks", json!({"checks": [{"id": "x", "rule": {"factRef": "a:b/c", "path": "$[", "operator": "equal", "value": 1}}]}).to_string(), StatusCode::BAD_REQUEST, "/checks/0/rule/path"),

@@ -44,13 +44,23 @@ pub struct ExemptionPairBody {
 }
 
 fn filter_from(params: &Params, revoked: bool) -> ApiResult<ExemptionFilter> {
+    let filtered = params.get("checkId").is_some() || params.get("trackId").is_some();
     Ok(ExemptionFilter {
         check_id: params.get("checkId").map(str::to_string),
         track_id: params.get("trackId").map(str::to_string),
         entity_ref: params.get("entityRef").map(str::to_string),
         revoked,
-        limit: params.int("limit", 1, 100, 25)?,
-        offset: params.int("offset", 0, i64::MAX, 0)?,
+        // api.md #11: paging applies only when neither checkId nor trackId is given.
+        limit: if filtered {
+            i64::MAX
+        } else {
+            params.int("limit", 1, 100, 25)?
+        },
+        offset: if filtered {
+            0
+        } else {
+            params.int("offset", 0, i64::MAX, 0)?
+        },
     })
 }
 

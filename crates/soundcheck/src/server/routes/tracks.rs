@@ -54,6 +54,21 @@ pub struct CampaignEntitiesBody {
     /// The `endCursor` of the previous page.
     #[serde(default)]
     pub after: Option<String>,
+    /// Accepted for compatibility (api.md #36); not applied yet.
+    #[serde(default)]
+    pub check_id: Option<String>,
+    /// Accepted for compatibility; not applied yet.
+    #[serde(default)]
+    pub check_name: Option<String>,
+    /// Accepted for compatibility; not applied yet.
+    #[serde(default)]
+    pub check_states: Option<Vec<String>>,
+    /// Accepted for compatibility; not applied yet.
+    #[serde(default)]
+    pub entity_fields: Option<Vec<String>>,
+    /// Accepted for compatibility; not applied yet.
+    #[serde(default)]
+    pub metadata_annotations: Option<Vec<String>>,
 }
 
 fn family_of(campaign: bool) -> Family {
