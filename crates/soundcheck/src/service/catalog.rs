@@ -168,6 +168,7 @@ impl App {
                 .context("cannot store the catalog")?;
         }
         if !gone.is_empty() {
+            let _writer = self.writer.lock().await;
             self.store.delete_entities(&gone).await?;
             tracing::info!(
                 removed = gone.len(),

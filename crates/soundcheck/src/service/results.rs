@@ -42,11 +42,16 @@ impl App {
         checks: &[String],
     ) -> ServiceResult<u64> {
         let entity = entity_ref(entity, "entityRef")?;
+        // Under the writer lock, so no submission reads the rows before they go and writes
+        // them back; certification counts a removed result as not reported.
+        let _writer = self.writer.lock().await;
         let removed = self.store.delete_results(&entity, scope, checks).await?;
-        // Certification counts a removed result as not reported.
-        self.live()
-            .recertify(&entity, scope.unwrap_or("default"))
-            .await?;
+        let live = crate::state::live::LiveState::new(
+            self.definitions().engine.clone(),
+            self.store.clone(),
+            self.events.clone(),
+        );
+        live.recertify(&entity, scope.unwrap_or("default")).await?;
         Ok(removed)
     }
 
@@ -280,6 +285,7 @@ fn parse_result(
         .ok_or_else(|| format!("{pointer}/checkId: check `{check_id}` not found"))?;
     Ok(SubmittedResult {
         check: position,
+        check_id: check_id.to_string(),
         entity_ref,
         scope,
         state,

@@ -12,7 +12,7 @@ use soundcheck_core::model::{CollectorConfig, Frequency};
 use tokio_util::sync::CancellationToken;
 
 use super::App;
-use crate::store::{CatalogStore, JobStore, Retention};
+use crate::store::{CatalogStore, JobStore, QueryStore, Retention};
 
 /// Where the time comes from.
 pub trait Clock: Send + Sync {
@@ -64,6 +64,9 @@ pub enum JobKind {
     Catalog,
     /// Applies fact-history retention.
     Retention,
+    /// Re-certifies entities whose exemptions just expired (an expired exemption no longer
+    /// counts as passing).
+    ExemptionExpiry,
 }
 
 /// A scheduled job.
@@ -140,6 +143,12 @@ impl Scheduler {
                 });
             }
         }
+        jobs.push(Job {
+            id: "exemption-expiry".to_string(),
+            kind: JobKind::ExemptionExpiry,
+            frequency: Frequency::Every(60),
+            initial_delay_ms: 0,
+        });
         let retention = self.app.definitions().config.retention;
         if retention.max_age_days.is_some() || retention.max_per_fact.is_some() {
             jobs.push(Job {
@@ -244,6 +253,18 @@ impl Scheduler {
                 if let Some(source) = self.app.catalog_source().cloned() {
                     let changed = self.app.load_catalog(&source).await?;
                     self.app.reevaluate_entities(&changed).await?;
+                }
+            }
+            JobKind::ExemptionExpiry => {
+                // Overlapping windows: re-certifying twice changes nothing the second time.
+                let expired = self
+                    .app
+                    .store()
+                    .exemptions_expired_between(now - 10 * 60_000, now)
+                    .await?;
+                let live = self.app.live();
+                for entity in &expired {
+                    live.recertify(entity, "default").await?;
                 }
             }
             JobKind::Retention => {

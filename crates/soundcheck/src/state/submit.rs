@@ -19,6 +19,8 @@ use crate::store::{
 pub struct SubmittedResult {
     /// The check (position in the engine).
     pub check: usize,
+    /// The check's id.
+    pub check_id: String,
     /// The entity.
     pub entity_ref: String,
     /// The scope.

@@ -169,6 +169,12 @@ pub trait QueryStore: Send + Sync {
     /// What changes when another replica changes the catalog or the API-created definitions:
     /// (entities, their newest update, definitions, their newest update).
     fn change_marker(&self) -> impl Future<Output = StoreResult<[i64; 4]>> + Send;
+    /// Entities with an exemption (not revoked) that expired in `(from, to]`.
+    fn exemptions_expired_between(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
     /// Every entity: (ref, body).
     fn entities(&self) -> impl Future<Output = StoreResult<Vec<(String, Value)>>> + Send;
     /// Removes entities with their facts and results; returns how many entities.
@@ -468,6 +474,13 @@ impl QueryStore for SqlStore {
         on_pool!(&self.pool, p => {
             let r = sqlx::query(SQL).fetch_one(p).await?;
             Ok([r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?])
+        })
+    }
+
+    async fn exemptions_expired_between(&self, from: i64, to: i64) -> StoreResult<Vec<String>> {
+        const SQL: &str = "SELECT DISTINCT entity_ref FROM exemptions WHERE revoked = 0 AND expires_at > $1 AND expires_at <= $2";
+        on_pool!(&self.pool, p => {
+            sqlx::query(SQL).bind(from).bind(to).fetch_all(p).await?.into_iter().map(|r| Ok(r.try_get(0)?)).collect()
         })
     }
 

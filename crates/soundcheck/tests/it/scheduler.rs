@@ -132,18 +132,24 @@ async fn due_jobs_run_once_across_replicas_and_again_when_due() {
             [
                 "catalog",
                 "check:basic-health-certified",
-                "collector:soundcheck:0"
+                "collector:soundcheck:0",
+                "exemption-expiry"
             ],
             "{}",
             b.name
         );
-        // nothing is due a minute later
-        clock.advance(60_000);
+        // nothing is due half a minute later
+        clock.advance(30_000);
         assert!(a.tick().await.is_empty() && c.tick().await.is_empty());
         // the collector is due after its 10 minutes, the check after 30
         clock.advance(10 * 60_000);
         let (ran_a, ran_c) = tokio::join!(a.tick(), c.tick());
-        assert_eq!(ran_a.len() + ran_c.len(), 1, "{}", b.name);
+        let ran: Vec<&String> = ran_a
+            .iter()
+            .chain(&ran_c)
+            .filter(|j| *j != "exemption-expiry")
+            .collect();
+        assert_eq!(ran, ["collector:soundcheck:0"], "{}", b.name);
         assert_eq!(runs(&first, "collector:soundcheck:0").await, 2);
         assert_eq!(runs(&first, "check:basic-health-certified").await, 1);
     }
@@ -502,5 +508,87 @@ async fn replicas_pick_up_definitions_and_catalog_changes_from_the_database() {
             .unwrap();
         replica.sync().await.unwrap();
         assert_eq!(replica.entities().len(), 56, "{}", api.backend.name);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_exemption_stops_counting_for_certification() {
+    use soundcheck::service::scheduler::SystemClock;
+    for b in backends::all().await {
+        let api = Api::example(b).await;
+        // An entity whose level fails only because of ci-passing.
+        let failing = api
+            .raw(
+                Method::POST,
+                "/api/soundcheck/checks/entities",
+                Some(READ),
+                &json!({"checkId": "ci-passing", "states": ["failed"]}).to_string(),
+            )
+            .await;
+        let mut target = None;
+        for e in failing.body["entities"].as_array().unwrap() {
+            let entity = e["entityRef"].as_str().unwrap().to_string();
+            let certs = api
+                .get(&format!(
+                    "/api/soundcheck/certifications?entityRef={entity}&trackId=basic-health"
+                ))
+                .await;
+            for level in certs.body["certifications"][0]["levels"]
+                .as_array()
+                .unwrap()
+            {
+                let blocking: Vec<&Value> = level["checks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|c| {
+                        !["passed", "warning", "not-applicable", "exempt"]
+                            .contains(&c["state"].as_str().unwrap())
+                    })
+                    .collect();
+                if level["state"] == "failed"
+                    && blocking.len() == 1
+                    && blocking[0]["id"] == "ci-passing"
+                {
+                    target = Some((entity.clone(), level["ordinal"].as_u64().unwrap()));
+                }
+            }
+        }
+        let (entity, ordinal) =
+            target.expect("the example has an entity failing a level on ci-passing alone");
+        let level_state = |body: &Value| {
+            body["certifications"][0]["levels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["ordinal"].as_u64() == Some(ordinal))
+                .unwrap()["state"]
+                .clone()
+        };
+        let uri = format!("/api/soundcheck/certifications?entityRef={entity}&trackId=basic-health");
+        let expires = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+        let body = json!({"checkId": "ci-passing", "entityRef": entity, "justification": "migrating", "expiresAt": expires.to_rfc3339()});
+        assert_eq!(
+            api.send(Method::POST, "/api/soundcheck/checks/exemptions", body)
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            level_state(&api.get(&uri).await.body),
+            "passed",
+            "{}",
+            api.backend.name
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
+        Scheduler::new(Arc::clone(&api.app), Arc::new(SystemClock))
+            .tick()
+            .await;
+        assert_eq!(
+            level_state(&api.get(&uri).await.body),
+            "failed",
+            "{}",
+            api.backend.name
+        );
     }
 }

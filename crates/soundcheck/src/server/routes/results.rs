@@ -100,7 +100,7 @@ pub async fn submit(
     }
     let mut results = Vec::new();
     for s in &submitted {
-        let check = app.definitions().engine.check_id(s.check).to_string();
+        let check = s.check_id.clone();
         results.extend(app.results(&s.entity_ref, Some(&s.scope), &[check]).await?);
     }
     Ok(Json(json!({ "status": status, "results": results })))
