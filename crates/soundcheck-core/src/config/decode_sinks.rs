@@ -5,7 +5,7 @@ use super::diagnostics::Diagnostics;
 use super::fields::{Fields, list, string};
 use super::yaml::{Node, NodeKind};
 use crate::events::{CERTIFICATION_CHANGE_TOPIC, CHECK_STATUS_CHANGE_TOPIC};
-use crate::model::{RetrySchedule, SinksConfig, WebhookSink};
+use crate::model::{NatsSink, RetrySchedule, SinksConfig, WebhookSink};
 
 const WEBHOOK_KEYS: &[&str] = &["id", "url", "secret", "topics", "timeoutMs", "retry"];
 const RETRY_KEYS: &[&str] = &["maxAttempts", "initialBackoffMs", "maxBackoffMs"];
@@ -13,9 +13,15 @@ const RETRY_KEYS: &[&str] = &["maxAttempts", "initialBackoffMs", "maxBackoffMs"]
 /// `soundcheck.events.sinks`: `{webhooks: [...]}`.
 pub fn sinks(node: &Node, diags: &mut Diagnostics) -> SinksConfig {
     let mut out = SinksConfig::default();
-    let Some(f) = Fields::new(node, "`soundcheck.events.sinks`", &["webhooks"], diags) else {
+    let Some(f) = Fields::new(
+        node,
+        "`soundcheck.events.sinks`",
+        &["webhooks", "nats"],
+        diags,
+    ) else {
         return out;
     };
+    out.nats = f.get("nats").and_then(|n| nats(n, diags));
     let Some(webhooks) = f.get("webhooks") else {
         return out;
     };
@@ -48,6 +54,78 @@ fn number(f: &Fields<'_>, key: &str, min: i64, max: i64, diags: &mut Diagnostics
     }
 }
 
+fn topics(f: &Fields<'_>, diags: &mut Diagnostics) -> Vec<String> {
+    let nodes = f
+        .get("topics")
+        .map(|t| list(t, "topics", diags))
+        .unwrap_or(&[]);
+    let mut out = Vec::new();
+    for n in nodes {
+        let Some(t) = string(n, "topics", diags) else {
+            continue;
+        };
+        if t != CHECK_STATUS_CHANGE_TOPIC && t != CERTIFICATION_CHANGE_TOPIC {
+            diags.error(
+                &n.pos,
+                format!("unknown topic `{t}`; expected {CHECK_STATUS_CHANGE_TOPIC} or {CERTIFICATION_CHANGE_TOPIC}"),
+            );
+        }
+        out.push(t);
+    }
+    out
+}
+
+fn retry(f: &Fields<'_>, diags: &mut Diagnostics) -> Option<RetrySchedule> {
+    f.get("retry").and_then(|r| {
+        let rf = Fields::new(r, "`retry`", RETRY_KEYS, diags)?;
+        Some(RetrySchedule {
+            max_attempts: number(&rf, "maxAttempts", 1, 100, diags)
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(5),
+            initial_backoff_ms: number(&rf, "initialBackoffMs", 1, 3_600_000, diags).unwrap_or(200),
+            max_backoff_ms: number(&rf, "maxBackoffMs", 1, 86_400_000, diags).unwrap_or(30_000),
+        })
+    })
+}
+
+/// `soundcheck.events.sinks.nats`.
+fn nats(node: &Node, diags: &mut Diagnostics) -> Option<NatsSink> {
+    let f = Fields::new(
+        node,
+        "`soundcheck.events.sinks.nats`",
+        &["url", "subjectPrefix", "stream", "topics", "retry"],
+        diags,
+    )?;
+    let url = f.required_str("url", "`soundcheck.events.sinks.nats`", diags);
+    let subject_prefix = f
+        .opt_str("subjectPrefix", diags)
+        .unwrap_or_else(|| "soundcheck".to_string());
+    if subject_prefix.is_empty() || subject_prefix.contains([' ', '*', '>']) {
+        let pos = f.get("subjectPrefix").map_or(&node.pos, |n| &n.pos);
+        diags.error(
+            pos,
+            format!("`{subject_prefix}` cannot start a NATS subject (no spaces, `*` or `>`)"),
+        );
+    }
+    let stream = f
+        .opt_str("stream", diags)
+        .unwrap_or_else(|| "SOUNDCHECK".to_string());
+    if stream.is_empty() || stream.contains([' ', '.', '*', '>']) {
+        let pos = f.get("stream").map_or(&node.pos, |n| &n.pos);
+        diags.error(
+            pos,
+            format!("`{stream}` cannot name a JetStream stream (no spaces, `.`, `*` or `>`)"),
+        );
+    }
+    Some(NatsSink {
+        url: url?,
+        subject_prefix,
+        stream,
+        topics: topics(&f, diags),
+        retry: retry(&f, diags),
+    })
+}
+
 fn webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookSink> {
     let f = Fields::new(node, "a webhook", WEBHOOK_KEYS, diags)?;
     let id = f.required_str("id", "a webhook", diags);
@@ -68,38 +146,9 @@ fn webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookSink> {
             "a webhook secret is `whsec_` followed by base64 (the Standard Webhooks format)",
         );
     }
-    let topics: Vec<String> = f
-        .get("topics")
-        .map(|t| {
-            list(t, "topics", diags)
-                .iter()
-                .filter_map(|n| string(n, "topics", diags))
-                .collect()
-        })
-        .unwrap_or_default();
-    for (t, n) in topics.iter().zip(
-        f.get("topics")
-            .map(|t| list(t, "topics", diags))
-            .unwrap_or(&[]),
-    ) {
-        if t != CHECK_STATUS_CHANGE_TOPIC && t != CERTIFICATION_CHANGE_TOPIC {
-            diags.error(
-                &n.pos,
-                format!("unknown topic `{t}`; expected {CHECK_STATUS_CHANGE_TOPIC} or {CERTIFICATION_CHANGE_TOPIC}"),
-            );
-        }
-    }
+    let topics = topics(&f, diags);
     let timeout_ms = number(&f, "timeoutMs", 100, 600_000, diags).unwrap_or(5000);
-    let retry = f.get("retry").and_then(|r| {
-        let rf = Fields::new(r, "`retry`", RETRY_KEYS, diags)?;
-        Some(RetrySchedule {
-            max_attempts: number(&rf, "maxAttempts", 1, 100, diags)
-                .and_then(|v| u32::try_from(v).ok())
-                .unwrap_or(5),
-            initial_backoff_ms: number(&rf, "initialBackoffMs", 1, 3_600_000, diags).unwrap_or(200),
-            max_backoff_ms: number(&rf, "maxBackoffMs", 1, 86_400_000, diags).unwrap_or(30_000),
-        })
-    });
+    let retry = retry(&f, diags);
     Some(WebhookSink {
         id: id?,
         url: url?,

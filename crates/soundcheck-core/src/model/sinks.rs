@@ -43,9 +43,26 @@ impl std::fmt::Debug for WebhookSink {
     }
 }
 
+/// NATS JetStream (`soundcheck.events.sinks.nats`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsSink {
+    /// Server URL (`url`), e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// Subjects are `<subjectPrefix>.<topic>` (`subjectPrefix`, default `soundcheck`).
+    pub subject_prefix: String,
+    /// The stream, created when missing (`stream`, default `SOUNDCHECK`).
+    pub stream: String,
+    /// Topics sent (empty: both Soundcheck topics).
+    pub topics: Vec<String>,
+    /// Overrides `soundcheck.events.delivery` retries for this sink.
+    pub retry: Option<RetrySchedule>,
+}
+
 /// `soundcheck.events.sinks`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SinksConfig {
     /// Webhook endpoints.
     pub webhooks: Vec<WebhookSink>,
+    /// NATS JetStream.
+    pub nats: Option<NatsSink>,
 }

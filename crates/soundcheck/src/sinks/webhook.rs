@@ -16,7 +16,7 @@ use soundcheck_core::model::WebhookSink;
 use crate::events::{
     DeliverySettings, EventsService, HandlerError, StartAt, SubscribeOptions, handler,
 };
-use crate::store::{StateStore, StoreResult};
+use crate::store::StateStore;
 
 /// Why a secret cannot sign.
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +47,16 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
     events: &EventsService<S>,
     sink: &WebhookSink,
     defaults: DeliverySettings,
-) -> StoreResult<()> {
+) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(sink.timeout_ms))
         .build()
-        .unwrap_or_default();
+        .map_err(|e| {
+            anyhow::anyhow!("cannot build the HTTP client of webhook `{}`: {e}", sink.id)
+        })?;
+    if let Some(secret) = &sink.secret {
+        sign(secret, "check", 0, "").map_err(|e| anyhow::anyhow!("webhook `{}`: {e}", sink.id))?;
+    }
     let topics = if sink.topics.is_empty() {
         vec![
             CHECK_STATUS_CHANGE_TOPIC.to_string(),
@@ -61,6 +66,8 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
         sink.topics.clone()
     };
     let mut settings = defaults;
+    // Small batches: the delivery lease is renewed between batches.
+    settings.batch_size = settings.batch_size.min(32);
     if let Some(r) = sink.retry {
         settings.max_attempts = r.max_attempts;
         settings.initial_backoff = Duration::from_millis(r.initial_backoff_ms);
@@ -103,7 +110,8 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
             },
             settings,
         )
-        .await
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -205,3 +205,109 @@ async fn webhooks_get_signed_envelopes_through_500s_timeouts_and_downtime() {
         app.shutdown().await;
     }
 }
+
+/// The number of messages in a JetStream stream.
+async fn stream_messages(js: &async_nats::jetstream::Context, name: &str) -> u64 {
+    let mut stream = js.get_stream(name).await.unwrap();
+    stream.info().await.unwrap().state.messages
+}
+
+#[tokio::test]
+async fn nats_gets_every_event_once_with_its_id_even_when_delivered_again() {
+    let Ok(url) = std::env::var("SOUNDCHECK_TEST_NATS_URL") else {
+        eprintln!("SOUNDCHECK_TEST_NATS_URL is not set: the NATS sink test is skipped");
+        return;
+    };
+    let b = backends::sqlite().await;
+    let name = format!("SCTEST{}", uuid::Uuid::now_v7().simple());
+    let prefix = format!("sctest{}", uuid::Uuid::now_v7().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("nats.yaml");
+    std::fs::write(
+        &extra,
+        format!("soundcheck:\n  events:\n    delivery: {{ pollIntervalMs: 50 }}\n    sinks:\n      nats: {{ url: \"{url}\", stream: {name}, subjectPrefix: {prefix} }}\n"),
+    )
+    .unwrap();
+    let loaded = soundcheck_core::config::load_files(
+        &[repo().join("examples/app-config.yaml"), extra],
+        &|_| None,
+    )
+    .unwrap();
+    let app = App::start(AppOptions {
+        base: loaded.root,
+        file_config: loaded.config,
+        database_url: b.url.clone(),
+        catalog: Some(CatalogSource {
+            files: vec![repo().join("examples/catalog/catalog-info.yaml")],
+            ..Default::default()
+        }),
+        facts_files: vec![repo().join("examples/facts.jsonl")],
+    })
+    .await
+    .unwrap();
+    app.live()
+        .submit_facts(vec![ci_fact("component:default/payments-api", false, 0)])
+        .await
+        .unwrap();
+    let expected = {
+        use soundcheck::store::StateStore;
+        b.store.events_after(0, 100_000).await.unwrap()
+    };
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    for _ in 0..400 {
+        if stream_messages(&js, &name).await >= expected.len() as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        stream_messages(&js, &name).await,
+        expected.len() as u64,
+        "every event once"
+    );
+    let stream = js.get_stream(&name).await.unwrap();
+    let first = stream.get_raw_message(1).await.unwrap();
+    assert_eq!(
+        first.subject.as_str(),
+        format!("{prefix}.{}", expected[0].params.topic)
+    );
+    let envelope: Value = serde_json::from_slice(&first.payload).unwrap();
+    let msg_id = first
+        .headers
+        .get("Nats-Msg-Id")
+        .map(|v| v.as_str().to_string());
+    assert_eq!(msg_id.as_deref(), expected[0].params.event_id());
+    assert_eq!(
+        envelope["metadata"]["eventId"].as_str(),
+        expected[0].params.event_id()
+    );
+    // Delivered again from the start (as after a restart that lost its cursor): the stream
+    // recognises every message id and stores nothing twice.
+    let events = app.events().unwrap();
+    events.reset_cursor("nats", 0).await.unwrap();
+    // Then new changes: delivery is in order, so once their events are in the stream every
+    // old one has been delivered again and recognised as a duplicate.
+    app.live()
+        .submit_facts(vec![ci_fact("component:default/payments-api", true, 1)])
+        .await
+        .unwrap();
+    let total = {
+        use soundcheck::store::StateStore;
+        b.store.events_after(0, 100_000).await.unwrap().len() as u64
+    };
+    assert!(total > expected.len() as u64);
+    for _ in 0..400 {
+        if stream_messages(&js, &name).await >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        stream_messages(&js, &name).await,
+        total,
+        "every event once, none twice"
+    );
+    js.delete_stream(&name).await.unwrap();
+    app.shutdown().await;
+}
