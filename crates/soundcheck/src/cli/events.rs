@@ -42,6 +42,77 @@ pub enum EventsCommand {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// List subscriber ids with their cursor and lag.
+    Subscribers(Remote),
+    /// List a subscriber's parked (dead) events.
+    Dead {
+        /// The subscriber id (e.g. `webhook:ci`).
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Deliver a subscriber's parked events again.
+    Replay {
+        /// The subscriber id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Move a subscriber's cursor (replay from an earlier position, or skip ahead).
+    Reset {
+        /// The subscriber id.
+        id: String,
+        /// Deliver from the event after this position (0: from the first).
+        #[arg(long)]
+        after: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Where the service is.
+#[derive(Debug, Args)]
+pub struct Remote {
+    /// The API, e.g. `http://127.0.0.1:7007/api/soundcheck`.
+    #[arg(long, default_value = "http://127.0.0.1:7007/api/soundcheck")]
+    url: String,
+    /// Bearer token (replay and reset need a write token).
+    #[arg(long, env = "SOUNDCHECK_TOKEN")]
+    token: Option<String>,
+}
+
+/// Calls the API and prints its JSON answer.
+async fn call(
+    remote: &Remote,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<()> {
+    let url = format!("{}{path}", remote.url.trim_end_matches('/'));
+    let mut request = reqwest::Client::new().request(method, &url);
+    if let Some(t) = &remote.token {
+        request = request.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!("the server answered {status}: {text}");
+    }
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+/// A path segment, percent-encoded.
+fn encode(segment: &str) -> String {
+    form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
 
 /// Runs the command.
@@ -66,6 +137,27 @@ pub fn run(args: &EventsArgs) -> anyhow::Result<Exit> {
                 *after,
                 *limit,
             ))?;
+        }
+        EventsCommand::Subscribers(remote) => {
+            runtime.block_on(call(
+                remote,
+                reqwest::Method::GET,
+                "/events/subscribers",
+                None,
+            ))?;
+        }
+        EventsCommand::Dead { id, remote } => {
+            let path = format!("/events/subscribers/{}/dead", encode(id));
+            runtime.block_on(call(remote, reqwest::Method::GET, &path, None))?;
+        }
+        EventsCommand::Replay { id, remote } => {
+            let path = format!("/events/subscribers/{}/replay", encode(id));
+            runtime.block_on(call(remote, reqwest::Method::POST, &path, None))?;
+        }
+        EventsCommand::Reset { id, after, remote } => {
+            let path = format!("/events/subscribers/{}/reset", encode(id));
+            let body = serde_json::json!({ "after": after });
+            runtime.block_on(call(remote, reqwest::Method::POST, &path, Some(body)))?;
         }
     }
     Ok(Exit::Success)

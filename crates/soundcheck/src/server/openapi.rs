@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use super::routes::{checks, collectors, exemptions, results, stream, tracks};
+use super::routes::{checks, collectors, exemptions, results, stream, subscribers, tracks};
 use crate::service::views;
 
 /// The API description.
@@ -17,6 +17,7 @@ use crate::service::views;
         results::get, results::submit, results::delete, results::certifications, results::certify_world,
         results::submit_facts, collectors::collect, collectors::list, collectors::get,
         collectors::create, collectors::update, collectors::delete, stream::stream,
+        subscribers::list, subscribers::dead, subscribers::replay, subscribers::reset,
         tracks::list, tracks::create, tracks::get, tracks::update, tracks::delete, tracks::status,
         tracks::status_filtered, tracks::history, tracks::history_filtered, tracks::entities,
         tracks::list_campaigns, tracks::create_campaigns, tracks::get_campaign, tracks::update_campaign,

@@ -291,7 +291,7 @@ pub fn now() -> i64 {
 }
 
 /// Milliseconds since the epoch as RFC 3339 (`2026-11-27T19:25:35.123Z`).
-pub(crate) fn rfc3339(ms: i64) -> String {
+pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

@@ -173,6 +173,10 @@ impl App {
         let wanted: HashSet<&str> = entities.iter().map(String::as_str).collect();
         let transitions = self.store.check_transitions(id, "default").await?;
         let exemptions = self.store.exemption_history(id).await?;
+        let mut by_entity: HashMap<&str, Vec<&ExemptionRow>> = HashMap::new();
+        for x in &exemptions {
+            by_entity.entry(x.entity_ref.as_str()).or_default().push(x);
+        }
         let mut state: HashMap<&str, CheckState> = HashMap::new();
         let mut next = 0;
         let mut history = Vec::new();
@@ -184,9 +188,9 @@ impl App {
             }
             let mut counts = CheckStateCounts::default();
             for e in &wanted {
-                let exempt = exemptions
-                    .iter()
-                    .any(|x| x.entity_ref == *e && exempt_at(x, end));
+                let exempt = by_entity
+                    .get(e)
+                    .is_some_and(|xs| xs.iter().any(|x| exempt_at(x, end)));
                 count(&mut counts, state.get(e).copied(), exempt);
             }
             history.push(CheckHistoryDay {

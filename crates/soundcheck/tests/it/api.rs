@@ -861,7 +861,7 @@ async fn openapi_document_describes_every_route() {
     assert_eq!(doc.status, StatusCode::OK);
     let paths = doc.body["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(operations, 45, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 49, "{:?}", paths.keys().collect::<Vec<_>>());
     assert_eq!(
         doc.body["paths"]["/api/soundcheck/checks/{checkId}/status"]["get"]["operationId"],
         "getCheckStatus"

@@ -211,6 +211,17 @@ async fn the_binary_serves_the_api_end_to_end_and_stops_on_sigterm() {
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
             .collect::<Vec<_>>()
     };
+    let listed = Command::new(env!("CARGO_BIN_EXE_soundcheck"))
+        .args(["events", "subscribers", "--url", &base])
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(listed["subscribers"].is_array(), "{listed}");
     let first = tail(&["--after", "0", "--limit", "3"]);
     assert_eq!(first.len(), 3);
     assert!(first.iter().all(|e| {

@@ -311,3 +311,125 @@ async fn nats_gets_every_event_once_with_its_id_even_when_delivered_again() {
     js.delete_stream(&name).await.unwrap();
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn subscribers_are_listed_and_dead_events_replayed_through_the_api() {
+    use crate::api_harness::{Api, WRITE};
+    use axum::http::Method;
+    use soundcheck::events::{DeliverySettings, HandlerError, StartAt, SubscribeOptions, handler};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for b in backends::all().await {
+        let api = Api::example(b).await;
+        let healthy = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&healthy);
+        let settings = DeliverySettings {
+            max_attempts: 1,
+            poll_interval: Duration::from_millis(50),
+            ..Default::default()
+        };
+        api.app
+            .events()
+            .unwrap()
+            .subscribe_with(
+                SubscribeOptions {
+                    id: "flaky".into(),
+                    topics: vec!["soundcheck-check-status-change".into()],
+                    on_event: handler(move |_| {
+                        let ok = flag.load(Ordering::SeqCst);
+                        async move {
+                            if ok {
+                                Ok(())
+                            } else {
+                                Err(HandlerError::from("receiver down"))
+                            }
+                        }
+                    }),
+                    start: StartAt::Latest,
+                },
+                settings,
+            )
+            .await
+            .unwrap();
+        let listed = api.get("/api/soundcheck/events/subscribers").await;
+        assert!(
+            listed.body["subscribers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["id"] == "flaky"),
+            "{}",
+            listed.body
+        );
+        let fact = json!({"facts": [{"factRef": "ci:default/pipeline", "entityRef": "component:default/payments-api", "data": {"passing": false}}]});
+        assert_eq!(
+            api.send(Method::POST, "/api/soundcheck/facts", fact)
+                .await
+                .status,
+            StatusCode::OK
+        );
+        let mut dead = Value::Null;
+        for _ in 0..200 {
+            dead = api
+                .get("/api/soundcheck/events/subscribers/flaky/dead")
+                .await
+                .body;
+            if dead["deadEvents"].as_array().is_some_and(|d| !d.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let parked = dead["deadEvents"].as_array().unwrap().len();
+        assert!(parked >= 1, "{}: {dead}", api.backend.name);
+        assert_eq!(dead["deadEvents"][0]["lastError"], "receiver down");
+        healthy.store(true, Ordering::SeqCst);
+        let replay = api
+            .send(
+                Method::POST,
+                "/api/soundcheck/events/subscribers/flaky/replay",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            replay.body["delivered"].as_u64(),
+            Some(parked as u64),
+            "{}",
+            replay.body
+        );
+        assert_eq!(
+            api.get("/api/soundcheck/events/subscribers/flaky/dead")
+                .await
+                .body["deadEvents"],
+            json!([])
+        );
+        let reset = api
+            .send(
+                Method::POST,
+                "/api/soundcheck/events/subscribers/flaky/reset",
+                json!({"after": 0}),
+            )
+            .await;
+        assert_eq!(reset.status, StatusCode::OK);
+        assert_eq!(
+            api.send(
+                Method::POST,
+                "/api/soundcheck/events/subscribers/flaky/reset",
+                json!({"after": -1})
+            )
+            .await
+            .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            api.send(
+                Method::POST,
+                "/api/soundcheck/events/subscribers/nope/replay",
+                json!({})
+            )
+            .await
+            .status,
+            StatusCode::NOT_FOUND
+        );
+        let _ = WRITE;
+        api.app.shutdown().await;
+    }
+}

@@ -5,6 +5,7 @@ pub mod collectors;
 pub mod exemptions;
 pub mod results;
 pub mod stream;
+pub mod subscribers;
 pub mod tracks;
 
 use std::sync::Arc;
@@ -53,6 +54,19 @@ pub fn api() -> Router<Arc<App>> {
         .route("/certify_world", post(results::certify_world))
         .route("/facts", post(results::submit_facts))
         .route("/events/stream", get(stream::stream))
+        .route("/events/subscribers", get(subscribers::list))
+        .route(
+            "/events/subscribers/{subscriberId}/dead",
+            get(subscribers::dead),
+        )
+        .route(
+            "/events/subscribers/{subscriberId}/replay",
+            post(subscribers::replay),
+        )
+        .route(
+            "/events/subscribers/{subscriberId}/reset",
+            post(subscribers::reset),
+        )
         .route("/facts/collect", post(collectors::collect))
         .route(
             "/fact-collectors",
