@@ -127,6 +127,28 @@ impl App {
             .ok_or_else(|| ServiceError::NotFound(format!("check `{id}` not found")))
     }
 
+    /// A check's stored state per entity and the entities with an active exemption from it.
+    async fn check_states_now(
+        &self,
+        check_id: &str,
+    ) -> ServiceResult<(HashMap<String, CheckState>, HashSet<String>)> {
+        let states = self
+            .store
+            .check_states(check_id, "default")
+            .await?
+            .into_iter()
+            .collect();
+        let exempt = self
+            .store
+            .active_exemptions(now_ms())
+            .await?
+            .into_iter()
+            .filter(|(c, _)| c == check_id)
+            .map(|(_, e)| e)
+            .collect();
+        Ok((states, exempt))
+    }
+
     /// The aggregate status of a check over every entity (or the ones matching `filter`).
     pub async fn check_status(
         &self,
@@ -135,20 +157,7 @@ impl App {
     ) -> ServiceResult<CheckStatus> {
         self.check_or_404(id)?;
         let entities = self.entity_set(filter, |_| true);
-        let states: HashMap<String, CheckState> = self
-            .store
-            .check_states(id, "default")
-            .await?
-            .into_iter()
-            .collect();
-        let exempt: HashSet<String> = self
-            .store
-            .active_exemptions(now_ms())
-            .await?
-            .into_iter()
-            .filter(|(c, _)| c == id)
-            .map(|(_, e)| e)
-            .collect();
+        let (states, exempt) = self.check_states_now(id).await?;
         let mut counts = CheckStateCounts::default();
         for e in &entities {
             count(&mut counts, states.get(e).copied(), exempt.contains(e));
@@ -293,20 +302,7 @@ impl App {
         let entities = self.entity_set(filter, |b| {
             check.applies_to.admits(b) && track.as_ref().is_none_or(|t| t.applies_to.admits(b))
         });
-        let stored: HashMap<String, CheckState> = self
-            .store
-            .check_states(check_id, "default")
-            .await?
-            .into_iter()
-            .collect();
-        let exempt: HashSet<String> = self
-            .store
-            .active_exemptions(now_ms())
-            .await?
-            .into_iter()
-            .filter(|(c, _)| c == check_id)
-            .map(|(_, e)| e)
-            .collect();
+        let (stored, exempt) = self.check_states_now(check_id).await?;
         let all: Vec<CheckEntity> = entities
             .into_iter()
             .map(|e| {

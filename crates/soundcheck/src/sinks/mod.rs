@@ -26,3 +26,31 @@ pub async fn start<S: StateStore + Clone + 'static>(
     }
     Ok(())
 }
+
+/// The topics a sink sends: the configured ones, or both Soundcheck topics.
+fn topics_or_both(topics: &[String]) -> Vec<String> {
+    if topics.is_empty() {
+        vec![
+            soundcheck_core::events::CHECK_STATUS_CHANGE_TOPIC.to_string(),
+            soundcheck_core::events::CERTIFICATION_CHANGE_TOPIC.to_string(),
+        ]
+    } else {
+        topics.to_vec()
+    }
+}
+
+/// A sink's delivery settings: the service's, its own retry schedule, and small batches (the
+/// delivery lease is renewed between batches).
+fn settings_for(
+    defaults: crate::events::DeliverySettings,
+    retry: Option<soundcheck_core::model::RetrySchedule>,
+) -> crate::events::DeliverySettings {
+    let mut settings = defaults;
+    settings.batch_size = settings.batch_size.min(32);
+    if let Some(r) = retry {
+        settings.max_attempts = r.max_attempts;
+        settings.initial_backoff = std::time::Duration::from_millis(r.initial_backoff_ms);
+        settings.max_backoff = std::time::Duration::from_millis(r.max_backoff_ms);
+    }
+    settings
+}

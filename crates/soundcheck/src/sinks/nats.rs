@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use soundcheck_core::events::{CERTIFICATION_CHANGE_TOPIC, CHECK_STATUS_CHANGE_TOPIC, EventParams};
+use soundcheck_core::events::EventParams;
 use soundcheck_core::model::NatsSink;
 
 use crate::events::{
@@ -62,22 +62,8 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
         stream: sink.stream.clone(),
         message: e.to_string(),
     })?;
-    let topics = if sink.topics.is_empty() {
-        vec![
-            CHECK_STATUS_CHANGE_TOPIC.to_string(),
-            CERTIFICATION_CHANGE_TOPIC.to_string(),
-        ]
-    } else {
-        sink.topics.clone()
-    };
-    let mut settings = defaults;
-    // Small batches: the delivery lease is renewed between batches.
-    settings.batch_size = settings.batch_size.min(32);
-    if let Some(r) = sink.retry {
-        settings.max_attempts = r.max_attempts;
-        settings.initial_backoff = Duration::from_millis(r.initial_backoff_ms);
-        settings.max_backoff = Duration::from_millis(r.max_backoff_ms);
-    }
+    let topics = super::topics_or_both(&sink.topics);
+    let settings = super::settings_for(defaults, sink.retry);
     let prefix = sink.subject_prefix.clone();
     let on_event = handler(move |params: EventParams| {
         let (js, prefix) = (js.clone(), prefix.clone());

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use soundcheck_core::events::{CERTIFICATION_CHANGE_TOPIC, CHECK_STATUS_CHANGE_TOPIC, EventParams};
+use soundcheck_core::events::EventParams;
 use soundcheck_core::model::WebhookSink;
 
 use crate::events::{
@@ -57,22 +57,8 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
     if let Some(secret) = &sink.secret {
         sign(secret, "check", 0, "").map_err(|e| anyhow::anyhow!("webhook `{}`: {e}", sink.id))?;
     }
-    let topics = if sink.topics.is_empty() {
-        vec![
-            CHECK_STATUS_CHANGE_TOPIC.to_string(),
-            CERTIFICATION_CHANGE_TOPIC.to_string(),
-        ]
-    } else {
-        sink.topics.clone()
-    };
-    let mut settings = defaults;
-    // Small batches: the delivery lease is renewed between batches.
-    settings.batch_size = settings.batch_size.min(32);
-    if let Some(r) = sink.retry {
-        settings.max_attempts = r.max_attempts;
-        settings.initial_backoff = Duration::from_millis(r.initial_backoff_ms);
-        settings.max_backoff = Duration::from_millis(r.max_backoff_ms);
-    }
+    let topics = super::topics_or_both(&sink.topics);
+    let settings = super::settings_for(defaults, sink.retry);
     let (url, secret, name) = (sink.url.clone(), sink.secret.clone(), sink.id.clone());
     let on_event = handler(move |params: EventParams| {
         let (client, url, secret, name) =
