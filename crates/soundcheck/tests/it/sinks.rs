@@ -373,7 +373,14 @@ async fn subscribers_are_listed_and_dead_events_replayed_through_the_api() {
                 .get("/api/soundcheck/events/subscribers/flaky/dead")
                 .await
                 .body;
-            if dead["deadEvents"].as_array().is_some_and(|d| !d.is_empty()) {
+            // Done when every event is handled (no lag), so the parked list is complete.
+            let subscribers = api.get("/api/soundcheck/events/subscribers").await.body;
+            let caught_up = subscribers["subscribers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["id"] == "flaky" && x["lag"] == 0);
+            if caught_up && dead["deadEvents"].as_array().is_some_and(|d| !d.is_empty()) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -389,12 +396,11 @@ async fn subscribers_are_listed_and_dead_events_replayed_through_the_api() {
                 json!({}),
             )
             .await;
-        assert_eq!(
-            replay.body["delivered"].as_u64(),
-            Some(parked as u64),
-            "{}",
-            replay.body
-        );
+        // Everything parked so far is delivered (a second event of the same change may have
+        // been parked after the list above was read).
+        let delivered = replay.body["delivered"].as_u64().unwrap_or(0);
+        assert!(delivered >= parked as u64, "{} {dead}", replay.body);
+        assert_eq!(replay.body["failed"], 0, "{}", replay.body);
         assert_eq!(
             api.get("/api/soundcheck/events/subscribers/flaky/dead")
                 .await
