@@ -231,6 +231,20 @@ impl SqlStore {
     fn is_sqlite(&self) -> bool {
         self.backend() == "sqlite"
     }
+
+    /// Results of one entity (`$1`), optionally of one scope (`$2`, null for all) and some
+    /// checks (`$3`, a JSON array; left out when `all_checks`).
+    fn results_where(&self, all_checks: bool) -> String {
+        let scope = if self.is_sqlite() {
+            "($2 IS NULL OR scope = $2)"
+        } else {
+            "($2::text IS NULL OR scope = $2)"
+        };
+        format!(
+            "entity_ref = $1 AND {scope}{}",
+            in_list(self.is_sqlite(), "check_id", 3, all_checks)
+        )
+    }
 }
 
 impl QueryStore for SqlStore {
@@ -241,14 +255,9 @@ impl QueryStore for SqlStore {
         checks: &[String],
     ) -> StoreResult<Vec<ResultRow>> {
         let sql = format!(
-            "SELECT {RESULT_COLUMNS} FROM check_results WHERE entity_ref = $1 AND ($2 IS NULL OR scope = $2){} ORDER BY check_id, scope",
-            in_list(self.is_sqlite(), "check_id", 3, checks.is_empty())
+            "SELECT {RESULT_COLUMNS} FROM check_results WHERE {} ORDER BY check_id, scope",
+            self.results_where(checks.is_empty())
         );
-        let sql = if self.is_sqlite() {
-            sql
-        } else {
-            sql.replace("$2 IS NULL", "$2::text IS NULL")
-        };
         let list = serde_json::to_string(checks).unwrap_or_else(|_| "[]".into());
         on_pool!(&self.pool, p => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).bind(scope);
@@ -279,14 +288,9 @@ impl QueryStore for SqlStore {
         checks: &[String],
     ) -> StoreResult<u64> {
         let sql = format!(
-            "DELETE FROM check_results WHERE entity_ref = $1 AND ($2 IS NULL OR scope = $2){}",
-            in_list(self.is_sqlite(), "check_id", 3, checks.is_empty())
+            "DELETE FROM check_results WHERE {}",
+            self.results_where(checks.is_empty())
         );
-        let sql = if self.is_sqlite() {
-            sql
-        } else {
-            sql.replace("$2 IS NULL", "$2::text IS NULL")
-        };
         let list = serde_json::to_string(checks).unwrap_or_else(|_| "[]".into());
         on_pool!(&self.pool, p => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).bind(scope);
