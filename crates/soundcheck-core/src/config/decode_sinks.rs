@@ -1,13 +1,25 @@
 //! Decodes `soundcheck.events.sinks`: webhook endpoints with their topics, timeout, signing
-//! secret and retry schedule.
+//! secret and retry schedule; NATS JetStream; Backstage events backends.
 
 use super::diagnostics::Diagnostics;
 use super::fields::{Fields, list, string};
 use super::yaml::{Node, NodeKind};
 use crate::events::{CERTIFICATION_CHANGE_TOPIC, CHECK_STATUS_CHANGE_TOPIC};
-use crate::model::{NatsSink, RetrySchedule, SinksConfig, WebhookSink};
+use crate::model::{
+    BackstageRoute, BackstageSink, NatsSink, RetrySchedule, SinksConfig, WebhookSink,
+};
 
 const WEBHOOK_KEYS: &[&str] = &["id", "url", "secret", "topics", "timeoutMs", "retry"];
+const BACKSTAGE_KEYS: &[&str] = &[
+    "id",
+    "baseUrl",
+    "route",
+    "token",
+    "topics",
+    "timeoutMs",
+    "requireSubscriber",
+    "retry",
+];
 const RETRY_KEYS: &[&str] = &["maxAttempts", "initialBackoffMs", "maxBackoffMs"];
 
 /// `soundcheck.events.sinks`: `{webhooks: [...]}`.
@@ -16,12 +28,25 @@ pub fn sinks(node: &Node, diags: &mut Diagnostics) -> SinksConfig {
     let Some(f) = Fields::new(
         node,
         "`soundcheck.events.sinks`",
-        &["webhooks", "nats"],
+        &["webhooks", "nats", "backstage"],
         diags,
     ) else {
         return out;
     };
     out.nats = f.get("nats").and_then(|n| nats(n, diags));
+    for item in f
+        .get("backstage")
+        .map(|b| list(b, "backstage", diags))
+        .unwrap_or(&[])
+    {
+        if let Some(b) = backstage(item, diags) {
+            if out.backstage.iter().any(|x| x.id == b.id) {
+                diags.error(&item.pos, format!("duplicate backstage sink id `{}`", b.id));
+                continue;
+            }
+            out.backstage.push(b);
+        }
+    }
     let Some(webhooks) = f.get("webhooks") else {
         return out;
     };
@@ -156,5 +181,54 @@ fn webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookSink> {
         topics,
         timeout_ms,
         retry,
+    })
+}
+
+/// `soundcheck.events.sinks.backstage[]`.
+fn backstage(node: &Node, diags: &mut Diagnostics) -> Option<BackstageSink> {
+    let what = "a backstage sink";
+    let f = Fields::new(node, what, BACKSTAGE_KEYS, diags)?;
+    let id = f.required_str("id", what, diags);
+    let base_url = f.required_str("baseUrl", what, diags);
+    if let Some(u) = base_url
+        .as_ref()
+        .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+    {
+        let pos = f.get("baseUrl").map_or(&node.pos, |n| &n.pos);
+        diags.error(pos, format!("`{u}` is not an http:// or https:// URL"));
+    }
+    let route = match f.opt_str("route", diags).as_deref() {
+        None | Some("bus") => BackstageRoute::Bus,
+        Some("http") => BackstageRoute::Http,
+        Some(other) => {
+            let pos = f.get("route").map_or(&node.pos, |n| &n.pos);
+            diags.error(
+                pos,
+                format!("unknown route `{other}`; expected `bus` or `http`"),
+            );
+            BackstageRoute::Bus
+        }
+    };
+    let token = f.opt_str("token", diags);
+    if route == BackstageRoute::Bus && token.is_none() {
+        diags.error(
+            &node.pos,
+            "a backstage sink on the `bus` route needs a `token` (a static token of Backstage's `backend.auth.externalAccess`)",
+        );
+    }
+    let require_subscriber = f.flag("requireSubscriber", diags);
+    if route == BackstageRoute::Http && require_subscriber {
+        let pos = f.get("requireSubscriber").map_or(&node.pos, |n| &n.pos);
+        diags.error(pos, "`requireSubscriber` applies to the `bus` route only");
+    }
+    Some(BackstageSink {
+        id: id?,
+        base_url: base_url?.trim_end_matches('/').to_string(),
+        route,
+        token,
+        topics: topics(&f, diags),
+        timeout_ms: number(&f, "timeoutMs", 100, 600_000, diags).unwrap_or(5000),
+        require_subscriber,
+        retry: retry(&f, diags),
     })
 }

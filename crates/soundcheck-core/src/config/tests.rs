@@ -429,3 +429,38 @@ fn events_delivery_and_retention_settings() {
         ]
     );
 }
+
+#[test]
+fn backstage_sinks_with_their_routes_and_errors() {
+    let yaml = "soundcheck:\n  events:\n    sinks:\n      backstage:\n        - { id: main, baseUrl: 'http://backstage:7007/', token: tok-0123456789, requireSubscriber: true }\n        - { id: ingress, baseUrl: 'https://b.example', route: http, topics: [soundcheck-certification-change], timeoutMs: 900 }\n";
+    let sinks = load(yaml).unwrap().config.sinks.backstage;
+    assert_eq!(sinks.len(), 2);
+    assert_eq!(
+        (
+            sinks[0].base_url.as_str(),
+            sinks[0].route,
+            sinks[0].require_subscriber
+        ),
+        (
+            "http://backstage:7007",
+            crate::model::BackstageRoute::Bus,
+            true
+        )
+    );
+    assert_eq!(
+        (sinks[1].route, sinks[1].timeout_ms, sinks[1].topics.len()),
+        (crate::model::BackstageRoute::Http, 900, 1)
+    );
+    assert!(!format!("{:?}", sinks[0]).contains("tok-0123456789"));
+    let bad = "soundcheck:\n  events:\n    sinks:\n      backstage:\n        - { id: a, baseUrl: 'ftp://x' }\n        - { id: b, baseUrl: 'http://x', route: kafka, token: t }\n        - { id: c, baseUrl: 'http://x', route: http, requireSubscriber: true }\n        - { id: c, baseUrl: 'http://y', route: http }\n";
+    assert_eq!(
+        errors(bad),
+        [
+            "c.yaml:5:11: a backstage sink on the `bus` route needs a `token` (a static token of Backstage's `backend.auth.externalAccess`)",
+            "c.yaml:5:29: `ftp://x` is not an http:// or https:// URL",
+            "c.yaml:6:48: unknown route `kafka`; expected `bus` or `http`",
+            "c.yaml:7:73: `requireSubscriber` applies to the `bus` route only",
+            "c.yaml:8:11: duplicate backstage sink id `c`",
+        ]
+    );
+}

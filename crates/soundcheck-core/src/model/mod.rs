@@ -12,7 +12,7 @@ pub use check::{Check, CheckType, Frequency, Schedule};
 pub use collector::{CacheSetting, CollectEntry, CollectorConfig, Limiter};
 pub use refs::{EntityRef, FactRef, RefError};
 pub use server::{Access, ApiToken, ServerConfig};
-pub use sinks::{NatsSink, RetrySchedule, SinksConfig, WebhookSink};
+pub use sinks::{BackstageRoute, BackstageSink, NatsSink, RetrySchedule, SinksConfig, WebhookSink};
 pub use state::{CertState, CheckState};
 pub use track::{Badge, LevelCheck, Track, TrackLevel};
 

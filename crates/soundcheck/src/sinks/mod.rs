@@ -2,6 +2,7 @@
 //! sink has its own subscriber id, cursor, retries with backoff, dead letters and replay, all
 //! from the events service.
 
+pub mod backstage;
 pub mod nats;
 pub mod webhook;
 
@@ -23,6 +24,10 @@ pub async fn start<S: StateStore + Clone + 'static>(
     for hook in &config.webhooks {
         webhook::subscribe(events, hook, defaults).await?;
         tracing::info!(sink = %format!("webhook:{}", hook.id), url = %hook.url, "event sink started");
+    }
+    for sink in &config.backstage {
+        backstage::subscribe(events, sink, defaults).await?;
+        tracing::info!(sink = %format!("backstage:{}", sink.id), base_url = %sink.base_url, route = ?sink.route, "event sink started");
     }
     Ok(())
 }
