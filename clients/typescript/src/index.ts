@@ -66,15 +66,28 @@ export interface CertificationChangeEvent {
 }
 
 /**
- * Metadata keys soundcheck-rs sets on events delivered in-process, over webhooks, NATS, the
- * live stream and Backstage's HTTP ingress (as `x-soundcheck-event-id` and
- * `x-soundcheck-previous-cumulative-state` headers). Backstage's event bus drops metadata.
+ * Metadata keys soundcheck-rs sets on events delivered in-process, over webhooks, NATS and the
+ * live stream. Backstage's event bus drops metadata; over Backstage's HTTP ingress the same
+ * values arrive as headers, see `SOUNDCHECK_HTTP_HEADERS`.
  */
 export const SOUNDCHECK_METADATA = {
   /** A unique id per event, for de-duplication. */
   eventId: 'eventId',
   /** A certification event's previous cumulative state. */
   previousCumulativeState: 'previousCumulativeState',
+} as const;
+
+/**
+ * The `metadata` keys under which a Backstage subscriber finds soundcheck-rs's metadata when
+ * the event came in through Backstage's HTTP ingress (`route: http`): Backstage passes the
+ * request's headers, lower-cased, as `metadata`, and only to subscribers in the backend
+ * process that received the request.
+ */
+export const SOUNDCHECK_HTTP_HEADERS = {
+  /** A unique id per event, for de-duplication. */
+  eventId: 'x-soundcheck-event-id',
+  /** A certification event's previous cumulative state. */
+  previousCumulativeState: 'x-soundcheck-previous-cumulative-state',
 } as const;
 
 const CHECK_STATES: readonly string[] = [

@@ -12,10 +12,21 @@ import {
   CheckStatusChangeEvent,
 } from '@soundcheck-rs/soundcheck-node';
 
-function record(subscriber: string, topic: string, payload: unknown, metadata: unknown) {
+// With RECORDER_FORWARD_URL set (by `soundcheck bench sinks --sink backstage`), each event is
+// also POSTed there as `{topic, eventPayload}`, so the benchmark sees when it arrived.
+async function record(subscriber: string, topic: string, payload: unknown, metadata: unknown) {
   const out = process.env.RECORDER_OUT;
-  if (!out) throw new Error('RECORDER_OUT is not set');
-  appendFileSync(out, `${JSON.stringify({ subscriber, topic, eventPayload: payload, metadata: metadata ?? null })}\n`);
+  if (out) {
+    appendFileSync(out, `${JSON.stringify({ subscriber, topic, eventPayload: payload, metadata: metadata ?? null })}\n`);
+  }
+  const forward = process.env.RECORDER_FORWARD_URL;
+  if (forward) {
+    await fetch(forward, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ topic, eventPayload: payload }),
+    });
+  }
 }
 
 export const recorderPlugin = createBackendPlugin({
@@ -31,7 +42,7 @@ export const recorderPlugin = createBackendPlugin({
           onEvent: async params => {
             const event = params.eventPayload as CheckStatusChangeEvent;
             logger.info(`check ${event.checkId} on ${event.entityRef}: ${event.previousState ?? 'none'} -> ${event.state}`);
-            record('test-sub', params.topic, event, params.metadata);
+            await record('test-sub', params.topic, event, params.metadata);
           },
         });
         events.subscribe({
@@ -40,7 +51,7 @@ export const recorderPlugin = createBackendPlugin({
           onEvent: async params => {
             const event = params.eventPayload as CertificationChangeEvent;
             logger.info(`track ${event.trackId} level ${event.levelOrdinal} on ${event.entityRef}: ${event.state}`);
-            record('test-cert', params.topic, event, params.metadata);
+            await record('test-cert', params.topic, event, params.metadata);
           },
         });
       },

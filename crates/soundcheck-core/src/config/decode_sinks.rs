@@ -22,7 +22,7 @@ const BACKSTAGE_KEYS: &[&str] = &[
 ];
 const RETRY_KEYS: &[&str] = &["maxAttempts", "initialBackoffMs", "maxBackoffMs"];
 
-/// `soundcheck.events.sinks`: `{webhooks: [...]}`.
+/// `soundcheck.events.sinks`: `{webhooks: [...], nats: {...}, backstage: [...]}`.
 pub fn sinks(node: &Node, diags: &mut Diagnostics) -> SinksConfig {
     let mut out = SinksConfig::default();
     let Some(f) = Fields::new(
@@ -210,11 +210,23 @@ fn backstage(node: &Node, diags: &mut Diagnostics) -> Option<BackstageSink> {
         }
     };
     let token = f.opt_str("token", diags);
-    if route == BackstageRoute::Bus && token.is_none() {
-        diags.error(
+    let token_pos = f.get("token").map_or(&node.pos, |n| &n.pos);
+    match (route, token.as_deref()) {
+        (BackstageRoute::Bus, None) => diags.error(
             &node.pos,
             "a backstage sink on the `bus` route needs a `token` (a static token of Backstage's `backend.auth.externalAccess`)",
-        );
+        ),
+        (BackstageRoute::Bus, Some(t)) if t.len() < 8 || t.contains(char::is_whitespace) => {
+            diags.error(
+                token_pos,
+                "Backstage static tokens are at least 8 characters without whitespace",
+            );
+        }
+        (BackstageRoute::Http, Some(_)) => diags.error(
+            token_pos,
+            "the `http` route sends no `token`: HTTP ingress needs none, and Backstage would hand the `authorization` header to subscribers as metadata",
+        ),
+        _ => {}
     }
     let require_subscriber = f.flag("requireSubscriber", diags);
     if route == BackstageRoute::Http && require_subscriber {

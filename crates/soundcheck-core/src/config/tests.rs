@@ -452,7 +452,7 @@ fn backstage_sinks_with_their_routes_and_errors() {
         (crate::model::BackstageRoute::Http, 900, 1)
     );
     assert!(!format!("{:?}", sinks[0]).contains("tok-0123456789"));
-    let bad = "soundcheck:\n  events:\n    sinks:\n      backstage:\n        - { id: a, baseUrl: 'ftp://x' }\n        - { id: b, baseUrl: 'http://x', route: kafka, token: t }\n        - { id: c, baseUrl: 'http://x', route: http, requireSubscriber: true }\n        - { id: c, baseUrl: 'http://y', route: http }\n";
+    let bad = "soundcheck:\n  events:\n    sinks:\n      backstage:\n        - { id: a, baseUrl: 'ftp://x' }\n        - { id: b, baseUrl: 'http://x', route: kafka, token: tok-0123456789 }\n        - { id: c, baseUrl: 'http://x', route: http, requireSubscriber: true }\n        - { id: c, baseUrl: 'http://y', route: http }\n        - { id: d, baseUrl: 'http://y', token: short }\n        - { id: e, baseUrl: 'http://y', route: http, token: tok-0123456789 }\n";
     assert_eq!(
         errors(bad),
         [
@@ -461,6 +461,8 @@ fn backstage_sinks_with_their_routes_and_errors() {
             "c.yaml:6:48: unknown route `kafka`; expected `bus` or `http`",
             "c.yaml:7:73: `requireSubscriber` applies to the `bus` route only",
             "c.yaml:8:11: duplicate backstage sink id `c`",
+            "c.yaml:9:48: Backstage static tokens are at least 8 characters without whitespace",
+            "c.yaml:10:61: the `http` route sends no `token`: HTTP ingress needs none, and Backstage would hand the `authorization` header to subscribers as metadata",
         ]
     );
 }

@@ -7,6 +7,7 @@ pub mod generate;
 pub mod latency;
 pub mod load;
 pub mod output;
+pub mod sink_bench;
 pub mod summary;
 
 use std::collections::HashMap;

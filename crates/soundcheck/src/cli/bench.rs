@@ -21,6 +21,8 @@ pub enum BenchCommand {
     Latency(crate::batch::latency::LatencyArgs),
     /// Load a running server over HTTP (fact ingestion, certification reads).
     Load(crate::batch::load::LoadArgs),
+    /// Measure a sink: latency from fact submission to delivery, and events/s on a backlog.
+    Sinks(crate::batch::sink_bench::SinkBenchArgs),
 }
 
 /// Runs the command.
@@ -29,5 +31,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Exit> {
         BenchCommand::Generate(g) => crate::batch::generate::run(g).map(|()| Exit::Success),
         BenchCommand::Latency(l) => crate::batch::latency::run(l).map(|()| Exit::Success),
         BenchCommand::Load(l) => crate::batch::load::run(l).map(|()| Exit::Success),
+        BenchCommand::Sinks(s) => crate::batch::sink_bench::run(s).map(|()| Exit::Success),
     }
 }

@@ -379,7 +379,9 @@ impl<S: StateStore + Clone + 'static> EventsService<S> {
             None => Vec::new(),
         };
         self.inner.store.save_cursor(id, &topics, seq).await?;
-        self.notify_committed(i64::MAX);
+        // Wake the dispatchers without moving the committed position: an artificial position
+        // would swallow every later commit notification.
+        self.inner.committed.send_modify(|_| {});
         Ok(())
     }
 

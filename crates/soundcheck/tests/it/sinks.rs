@@ -415,6 +415,20 @@ async fn subscribers_are_listed_and_dead_events_replayed_through_the_api() {
             )
             .await;
         assert_eq!(reset.status, StatusCode::OK);
+        // The reset woke the dispatchers without hiding later commits from them: the
+        // committed position is still the outbox's newest event.
+        let events = api.app.events().unwrap();
+        let newest = {
+            use soundcheck::store::StateStore;
+            events
+                .store()
+                .events_after(0, 1_000_000)
+                .await
+                .unwrap()
+                .last()
+                .map_or(0, |e| e.seq)
+        };
+        assert_eq!(*events.committed().borrow(), newest);
         assert_eq!(
             api.send(
                 Method::POST,
