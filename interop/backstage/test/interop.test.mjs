@@ -111,9 +111,10 @@ function soundcheckConfig(backstagePort) {
 `;
 }
 
-/** Reads the service's whole outbox from the live stream, until it has been quiet for `quietMs`. */
-async function outbox(base, quietMs = 1000) {
+/** Reads the service's outbox from the live stream, up to and including position `last`. */
+async function outbox(base, last) {
   const controller = new AbortController();
+  const deadline = Date.now() + 30_000;
   const response = await fetch(`${base}/api/soundcheck/events/stream?after=0`, {
     signal: controller.signal,
   });
@@ -121,9 +122,12 @@ async function outbox(base, quietMs = 1000) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let text = '';
-  for (;;) {
-    const chunk = await Promise.race([reader.read(), sleep(quietMs).then(() => null)]);
-    if (chunk === null || chunk.done) break;
+  const lastId = () => Math.max(0, ...[...text.matchAll(/^id: (\d+)$/gm)].map(m => Number(m[1])));
+  while (lastId() < last) {
+    assert.ok(Date.now() < deadline, `the live stream did not reach position ${last} within 30 s`);
+    const chunk = await Promise.race([reader.read(), sleep(1000).then(() => null)]);
+    if (chunk === null) continue;
+    assert.ok(!chunk.done, 'the live stream ended');
     text += decoder.decode(chunk.value, { stream: true });
   }
   controller.abort();
@@ -150,12 +154,26 @@ async function postFacts(base, facts) {
   assert.equal(response.status, 200, await response.text());
 }
 
-async function lagOfSinks(base) {
+/** The Backstage sinks' total lag and their furthest position. */
+async function sinkProgress(base) {
   const response = await fetch(`${base}/api/soundcheck/events/subscribers`);
   const { subscribers } = await response.json();
   const sinks = subscribers.filter(s => s.id.startsWith('backstage:'));
   assert.equal(sinks.length, 2, JSON.stringify(subscribers));
-  return sinks.reduce((sum, s) => sum + s.lag, 0);
+  return { lag: sinks.reduce((sum, s) => sum + s.lag, 0), cursor: Math.max(...sinks.map(s => s.cursor ?? 0)) };
+}
+
+async function lagOfSinks(base) {
+  return (await sinkProgress(base)).lag;
+}
+
+/** Waits until both sinks delivered everything; the outbox up to there, from the live stream. */
+async function deliveredOutbox(base, what, timeoutMs = 60_000) {
+  const { cursor } = await waitFor(what, async () => {
+    const progress = await sinkProgress(base);
+    return progress.lag === 0 ? progress : null;
+  }, timeoutMs);
+  return outbox(base, cursor);
 }
 
 /** Drops the databases Backstage made under the run's prefix. */
@@ -237,11 +255,10 @@ async function interop(postgres) {
       .map(line => JSON.parse(line));
     for (const entity of new Set(facts.map(f => f.entityRef))) {
       await postFacts(base, facts.filter(f => f.entityRef === entity));
-      await waitFor(`the sinks to deliver ${entity}`, async () => (await lagOfSinks(base)) === 0);
-      const stored = (await outbox(base, 200)).length;
+      const stored = (await deliveredOutbox(base, `the sinks to deliver ${entity}`)).length;
       await waitFor(`the recorder to get ${entity}'s events twice (bus and ingress)`, () => recorded(recorderOut).length >= 2 * stored);
     }
-    const phase1 = (await outbox(base)).length;
+    const phase1 = (await deliveredOutbox(base, 'the sinks to deliver phase 1')).length;
     assert.ok(phase1 > 0, 'phase 1 stored no events');
 
     // Phase 2: Backstage goes down; states change; Backstage comes back.
@@ -255,9 +272,7 @@ async function interop(postgres) {
     await waitFor('the sinks to fail while Backstage is down', async () => (await lagOfSinks(base)) > 0, 10_000);
     await sleep(2000);
     backstage = await startBackstage();
-    await waitFor('the sinks to deliver phase 2', async () => (await lagOfSinks(base)) === 0, 120_000);
-
-    const stored = await outbox(base);
+    const stored = await deliveredOutbox(base, 'the sinks to deliver phase 2', 120_000);
     assert.ok(stored.length > phase1, 'phase 2 stored no events');
     await waitFor('the recorder to get everything', () => recorded(recorderOut).length >= 2 * stored.length, 30_000);
     await sleep(1000); // anything extra (a duplicate) would arrive now

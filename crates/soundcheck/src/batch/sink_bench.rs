@@ -104,6 +104,16 @@ impl Arrivals {
 }
 
 async fn measure(args: &SinkBenchArgs) -> anyhow::Result<()> {
+    if args.sink == SinkKind::Backstage {
+        anyhow::ensure!(
+            args.receiver_port != 0,
+            "--sink backstage needs --receiver-port: the port in the plugin's RECORDER_FORWARD_URL"
+        );
+        anyhow::ensure!(
+            !args.backstage_token.is_empty(),
+            "--sink backstage needs --backstage-token (or BACKSTAGE_EVENTS_TOKEN)"
+        );
+    }
     let bench = prepare(
         args.database.as_deref(),
         args.entities,
@@ -137,6 +147,7 @@ async fn measure(args: &SinkBenchArgs) -> anyhow::Result<()> {
     eprintln!("measuring {} sequential changes", args.changes);
     let latencies = bench.sequential_changes(args.changes, &mut rx).await?;
     drop(rx);
+    settle(&bench, &subscriber, &arrivals).await?;
     let (events, seconds) = throughput(&bench, &subscriber, &arrivals, args.backlog).await?;
     bench.events.shutdown().await;
     if let Some((js, stream)) = cleanup {
@@ -154,6 +165,32 @@ async fn measure(args: &SinkBenchArgs) -> anyhow::Result<()> {
         std::fs::write(out, serde_json::to_string_pretty(&figures)?)?;
     }
     Ok(())
+}
+
+/// Waits until the sink has delivered everything and nothing has arrived for half a second,
+/// so that late events of the latency phase are not counted as backlog.
+async fn settle(bench: &Prepared, subscriber: &str, arrivals: &Arrivals) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = u64::MAX;
+    loop {
+        let lag = bench
+            .events
+            .subscribers()
+            .await?
+            .into_iter()
+            .find(|s| s.id == subscriber)
+            .map_or(0, |s| s.lag);
+        let count = arrivals.count.load(Ordering::Relaxed);
+        if lag == 0 && count == last {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the sink still had {lag} events to deliver after 2 minutes"
+        );
+        last = count;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Moves the sink's cursor back by `backlog` events and times until all have arrived again.
@@ -241,10 +278,6 @@ async fn backstage(
     settings: DeliverySettings,
     args: &SinkBenchArgs,
 ) -> anyhow::Result<String> {
-    anyhow::ensure!(
-        !args.backstage_token.is_empty(),
-        "--sink backstage needs --backstage-token (or BACKSTAGE_EVENTS_TOKEN)"
-    );
     let sink = BackstageSink {
         id: "bench".into(),
         base_url: args.backstage_url.trim_end_matches('/').to_string(),

@@ -147,9 +147,11 @@ async fn drain<S: StateStore + Clone + 'static>(
         }
         let reset = group.cursor.lock().ok().and_then(|mut c| c.take());
         if let Some(seq) = reset {
+            // `saved` is unknown: a batch that ended during the reset may have saved its own
+            // position over it, so the reset position is saved again at the next save.
             *position = Some(Position {
                 delivered: seq,
-                saved: seq,
+                saved: -1,
                 saved_at: Instant::now(),
             });
         }

@@ -94,7 +94,11 @@ fn outcome(
             sink.base_url
         )),
         (_, 200..=299) => Ok(()),
-        (_, 401 | 403) => Err(format!(
+        (BackstageRoute::Http, 401 | 403) => Err(format!(
+            "Backstage at {} refused the event on HTTP ingress ({status}): a validator of `{topic}` or a proxy in front of Backstage rejected it: {body}",
+            sink.base_url
+        )),
+        (BackstageRoute::Bus, 401 | 403) => Err(format!(
             "Backstage at {} refused the sink's token ({status}): check `backend.auth.externalAccess` and its `accessRestrictions` (plugin `events`): {body}",
             sink.base_url
         )),
@@ -203,6 +207,8 @@ mod tests {
         assert!(outcome(&http, "t", StatusCode::ACCEPTED, "").is_ok());
         let e = outcome(&http, "t", StatusCode::NOT_FOUND, "").unwrap_err();
         assert!(e.contains("events.http.topics"), "{e}");
+        let e = outcome(&http, "t", StatusCode::FORBIDDEN, "").unwrap_err();
+        assert!(e.contains("validator of `t`"), "{e}");
         let e = outcome(&bus, "t", StatusCode::UNAUTHORIZED, "Missing credentials").unwrap_err();
         assert!(
             e.contains("externalAccess") && e.contains("Missing credentials"),

@@ -11,6 +11,7 @@ mod api;
 mod api_harness;
 mod api_input;
 mod backends;
+mod backstage_sink;
 mod crash;
 mod evaluate;
 mod events;

@@ -233,18 +233,19 @@ async fn nats_gets_every_event_once_with_its_id_even_when_delivered_again() {
         &|_| None,
     )
     .unwrap();
-    let app = App::start(AppOptions {
-        base: loaded.root,
-        file_config: loaded.config,
-        database_url: b.url.clone(),
-        catalog: Some(CatalogSource {
-            files: vec![repo().join("examples/catalog/catalog-info.yaml")],
-            ..Default::default()
-        }),
-        facts_files: vec![repo().join("examples/facts.jsonl")],
-    })
-    .await
-    .unwrap();
+    let start = || {
+        App::start(AppOptions {
+            base: loaded.root.clone(),
+            file_config: loaded.config.clone(),
+            database_url: b.url.clone(),
+            catalog: Some(CatalogSource {
+                files: vec![repo().join("examples/catalog/catalog-info.yaml")],
+                ..Default::default()
+            }),
+            facts_files: vec![repo().join("examples/facts.jsonl")],
+        })
+    };
+    let app = start().await.unwrap();
     app.live()
         .submit_facts(vec![ci_fact("component:default/payments-api", false, 0)])
         .await
@@ -281,8 +282,11 @@ async fn nats_gets_every_event_once_with_its_id_even_when_delivered_again() {
         envelope["metadata"]["eventId"].as_str(),
         expected[0].params.event_id()
     );
-    // Delivered again from the start (as after a restart that lost its cursor): the stream
-    // recognises every message id and stores nothing twice.
+    // The service restarts on the same database and, as if its cursor had been lost, delivers
+    // everything again from the start: the stream recognises every message id and stores
+    // nothing twice.
+    app.shutdown().await;
+    let app = start().await.unwrap();
     let events = app.events().unwrap();
     events.reset_cursor("nats", 0).await.unwrap();
     // Then new changes: delivery is in order, so once their events are in the stream every
