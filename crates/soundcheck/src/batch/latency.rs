@@ -136,13 +136,15 @@ pub(super) async fn prepare(
 
 impl Prepared {
     /// Makes `changes` sequential changes, each flipping `check-000` of one entity, and waits
-    /// after each for `arrivals` to report that entity: the latencies, submission to arrival.
+    /// after each for `arrivals` to report that entity: the latencies, submission to arrival,
+    /// and how long each submission took to commit (the rest is delivery).
     pub(super) async fn sequential_changes(
         &self,
         changes: usize,
         arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Instant)>,
-    ) -> anyhow::Result<Vec<Duration>> {
+    ) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
         let mut latencies = Vec::with_capacity(changes);
+        let mut commits = Vec::with_capacity(changes);
         for n in 0..changes {
             let entity_ref = &self.refs[n % self.refs.len()];
             let readme = (n / self.refs.len()) % 2 == 1;
@@ -155,6 +157,7 @@ impl Prepared {
             };
             let started = Instant::now();
             self.live.submit_facts(vec![fact]).await?;
+            commits.push(started.elapsed());
             loop {
                 let (entity, at) = tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
                     .await
@@ -166,7 +169,7 @@ impl Prepared {
                 }
             }
         }
-        Ok(latencies)
+        Ok((latencies, commits))
     }
 }
 
@@ -226,13 +229,19 @@ async fn measure(args: &LatencyArgs) -> anyhow::Result<()> {
             start: StartAt::Latest,
         })
         .await?;
-    let latencies = bench.sequential_changes(args.changes, &mut rx).await?;
+    let (latencies, commits) = bench.sequential_changes(args.changes, &mut rx).await?;
     bench.events.shutdown().await;
-    report(&bench.store, &latencies, args)
+    report(&bench.store, &latencies, &commits, args)
 }
 
-fn report(store: &SqlStore, latencies: &[Duration], args: &LatencyArgs) -> anyhow::Result<()> {
+fn report(
+    store: &SqlStore,
+    latencies: &[Duration],
+    commits: &[Duration],
+    args: &LatencyArgs,
+) -> anyhow::Result<()> {
     let mut figures = percentiles(latencies);
+    figures["commit"] = percentiles(commits);
     figures["backend"] = json!(store.backend());
     figures["entities"] = json!(args.entities);
     println!("{figures}");

@@ -145,7 +145,7 @@ async fn measure(args: &SinkBenchArgs) -> anyhow::Result<()> {
         }
     };
     eprintln!("measuring {} sequential changes", args.changes);
-    let latencies = bench.sequential_changes(args.changes, &mut rx).await?;
+    let (latencies, commits) = bench.sequential_changes(args.changes, &mut rx).await?;
     drop(rx);
     settle(&bench, &subscriber, &arrivals).await?;
     let (events, seconds) = throughput(&bench, &subscriber, &arrivals, args.backlog).await?;
@@ -154,6 +154,7 @@ async fn measure(args: &SinkBenchArgs) -> anyhow::Result<()> {
         let _ = js.delete_stream(&stream).await;
     }
     let mut figures = percentiles(&latencies);
+    figures["commit"] = percentiles(&commits);
     figures["sink"] = json!(subscriber);
     figures["backend"] = json!(bench.store.backend());
     figures["entities"] = json!(args.entities);

@@ -293,6 +293,16 @@ impl CatalogStore for SqlStore {
         keys: &[(String, String)],
         now_ms: i64,
     ) -> StoreResult<HashMap<(String, String), EntitySnapshot>> {
+        // One entity (a single submission): equality on each table's key, which PostgreSQL
+        // plans as index lookups; the batch form's JSON list is estimated at 100 rows, which
+        // on small tables makes it scan them.
+        if let [(entity_ref, scope)] = keys {
+            let snapshot = self.snapshot(entity_ref, scope, now_ms).await?;
+            return Ok(HashMap::from([(
+                (entity_ref.clone(), scope.clone()),
+                snapshot,
+            )]));
+        }
         let list = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
         let sql = if self.backend() == "sqlite" {
             SNAPSHOTS_SQLITE

@@ -33,6 +33,10 @@ pub struct Dialect {
     pub touch_results: &'static str,
     pub touch_certifications: &'static str,
     pub touch_result_checks: &'static str,
+    /// The same for one entity and scope (`$3`, `$4`) and a JSON array of check ids: equality
+    /// on the key's leading columns, so the planner uses the primary key whatever its
+    /// estimate of the array's length.
+    pub touch_entity_checks: &'static str,
     pub results_of: &'static str,
     /// Events after `$1` (at most `$2`), from the three tables that hold them.
     pub events_after: &'static str,
@@ -101,6 +105,7 @@ pub const SQLITE: Dialect = Dialect {
     touch_results: "UPDATE check_results SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
     touch_certifications: "UPDATE certifications SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
     touch_result_checks: "UPDATE check_results SET last_checked = $2 WHERE (entity_ref, scope, check_id) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(jsonb($1)))",
+    touch_entity_checks: "UPDATE check_results SET last_checked = $2 WHERE entity_ref = $3 AND scope = $4 AND check_id IN (SELECT value FROM json_each($1))",
     results_of: "SELECT check_id, entity_ref, scope, state FROM check_results WHERE entity_ref IN (SELECT value FROM json_each($1))",
     events_after: "SELECT * FROM (SELECT seq, 0, check_id, entity_ref, scope, state, previous_state, NULL, NULL, NULL, at FROM check_transitions WHERE seq > $1 ORDER BY seq LIMIT $2) \
         UNION ALL SELECT * FROM (SELECT seq, 1, track_id, entity_ref, scope, state, previous_state, cumulative_state, previous_cumulative_state, level_ordinal, at FROM certification_transitions WHERE seq > $1 ORDER BY seq LIMIT $2) \
@@ -150,6 +155,7 @@ pub const POSTGRES: Dialect = Dialect {
     touch_results: "UPDATE check_results SET last_checked = $2::bigint WHERE last_checked <> $2::bigint AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
     touch_certifications: "UPDATE certifications SET last_checked = $2::bigint WHERE last_checked <> $2::bigint AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
     touch_result_checks: "UPDATE check_results SET last_checked = $2::bigint WHERE (entity_ref, scope, check_id) IN (SELECT value->>0, value->>1, value->>2 FROM jsonb_array_elements($1::text::jsonb) AS j(value))",
+    touch_entity_checks: "UPDATE check_results SET last_checked = $2::bigint WHERE entity_ref = $3 AND scope = $4 AND check_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
     results_of: "SELECT check_id, entity_ref, scope, state FROM check_results WHERE entity_ref IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
     // Each branch is ordered and limited on its own, so the `seq` indexes are used even when
     // the planner's statistics lag behind a fast-growing table.

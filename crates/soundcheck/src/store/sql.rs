@@ -482,8 +482,28 @@ impl StateStore for SqlStore {
             (!changes.touched_results.is_empty()).then(|| touch_rows(&changes.touched_results));
         let touched_certs = (!changes.touched_certifications.is_empty())
             .then(|| touch_rows(&changes.touched_certifications));
-        let touched_checks = (!changes.touched_checks.is_empty()).then(|| {
-            serde_json::to_string(&changes.touched_checks).unwrap_or_else(|_| "[]".into())
+        // One entity and scope (a single submission): its own statement, see the dialect.
+        let one_entity = match changes.touched_checks.as_slice() {
+            [(e, s, _), rest @ ..] if rest.iter().all(|(e2, s2, _)| e2 == e && s2 == s) => {
+                Some((e.as_str(), s.as_str()))
+            }
+            _ => None,
+        };
+        let touched_checks =
+            (!changes.touched_checks.is_empty() && one_entity.is_none()).then(|| {
+                serde_json::to_string(&changes.touched_checks).unwrap_or_else(|_| "[]".into())
+            });
+        let touched_entity_checks = one_entity.map(|(e, s)| {
+            let ids: Vec<&str> = changes
+                .touched_checks
+                .iter()
+                .map(|(_, _, c)| c.as_str())
+                .collect();
+            (
+                e,
+                s,
+                serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()),
+            )
         });
         let facts = (!changes.facts.is_empty()).then(|| fact_rows(&changes.facts));
         on_pool!(&self.pool, p => {
@@ -510,6 +530,9 @@ impl StateStore for SqlStore {
                 if let Some(rows) = rows {
                     sqlx::query(sql).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
                 }
+            }
+            if let Some((entity_ref, scope, ids)) = &touched_entity_checks {
+                sqlx::query(d.touch_entity_checks).bind(ids.as_str()).bind(now).bind(*entity_ref).bind(*scope).execute(&mut *tx).await?;
             }
             if let Some(rows) = results.as_ref().filter(|_| n_results <= DIRECT_MAX) {
                 sqlx::query(d.direct[0]).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;

@@ -226,3 +226,78 @@ async fn facts_re_evaluate_only_what_they_affect() {
         events.shutdown().await;
     }
 }
+
+/// (check id, last checked, last changed) of an entity's results.
+async fn times(store: &soundcheck::store::SqlStore, entity: &str) -> Vec<(String, i64, i64)> {
+    use soundcheck::store::QueryStore;
+    store
+        .result_rows(entity, None, &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.check_id, r.last_checked, r.last_changed))
+        .collect()
+}
+
+#[tokio::test]
+async fn unchanged_results_move_only_the_last_checked_time_of_what_was_re_evaluated() {
+    let loaded =
+        soundcheck_core::config::load_str("c.yaml", CONFIG, Path::new("."), &|_| None).unwrap();
+    let engine = Arc::new(Engine::new(&loaded.config));
+    let (a, b) = ("component:default/a", "component:default/b");
+    let both = |fact_ref: &str, data: Value| {
+        [a, b].map(|e| FactRecord {
+            entity_ref: e.into(),
+            ..fact(fact_ref, data.clone(), 10)
+        })
+    };
+    for backend in backends::all().await {
+        let store = backend.store.clone();
+        let live = LiveState::new(engine.clone(), store.clone(), None);
+        let body = json!({"kind": "Component", "metadata": {"name": "x"}});
+        store
+            .upsert_entities(&[(a.into(), body.clone()), (b.into(), body)], 1)
+            .await
+            .unwrap();
+        let mut facts = both("github:default/repo", json!({"private": true})).to_vec();
+        facts.extend(both("scm:default/files", json!({"readme": true})));
+        live.submit_facts(facts).await.unwrap();
+        let (a0, b0) = (times(&store, a).await, times(&store, b).await);
+        assert_eq!(a0.len(), 2, "{}", backend.name);
+
+        // One entity, one fact, same value: only that check's last-checked time moves.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let out = live
+            .submit_facts(vec![fact(
+                "github:default/repo",
+                json!({"private": true}),
+                11,
+            )])
+            .await
+            .unwrap();
+        assert_eq!((out.result_changes, out.events), (0, 0), "{}", backend.name);
+        let a1 = times(&store, a).await;
+        let private = |t: &[(String, i64, i64)]| t.iter().find(|r| r.0 == "private").cloned();
+        let readme = |t: &[(String, i64, i64)]| t.iter().find(|r| r.0 == "readme").cloned();
+        let (p0, p1) = (private(&a0).unwrap(), private(&a1).unwrap());
+        assert!(p1.1 > p0.1, "{}: last checked moved", backend.name);
+        assert_eq!(p1.2, p0.2, "{}: last changed kept", backend.name);
+        assert_eq!(readme(&a1), readme(&a0), "{}", backend.name);
+        assert_eq!(times(&store, b).await, b0, "{}", backend.name);
+
+        // Both entities in one submission: both `private` rows move, nothing else.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        live.submit_facts(both("github:default/repo", json!({"private": true})).to_vec())
+            .await
+            .unwrap();
+        let (a2, b2) = (times(&store, a).await, times(&store, b).await);
+        assert!(private(&a2).unwrap().1 > p1.1, "{}", backend.name);
+        assert!(
+            private(&b2).unwrap().1 > private(&b0).unwrap().1,
+            "{}",
+            backend.name
+        );
+        assert_eq!(readme(&a2), readme(&a0), "{}", backend.name);
+        assert_eq!(readme(&b2), readme(&b0), "{}", backend.name);
+    }
+}
