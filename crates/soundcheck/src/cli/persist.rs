@@ -1,6 +1,10 @@
 //! `evaluate --database`: compares each evaluated block with the stored state and writes only
 //! the changes (with transitions and events) in one transaction per block, so a run killed at
 //! any moment leaves every stored change with its event and can simply be run again.
+//!
+//! On PostgreSQL a block's transaction is written while the next block is compared (two
+//! connections, so the server works on both cores); blocks hold distinct entities, so they
+//! never touch the same rows. SQLite has one writer, and its blocks are written one by one.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -14,7 +18,7 @@ use crate::batch::{EntityReport, Exemptions};
 use crate::input::catalog::Catalog;
 use crate::input::facts::FactSet;
 use crate::state::{Names, diff_reports, index_certifications, index_results};
-use crate::store::{SqlStore, StateChanges, StateStore};
+use crate::store::{Applied, SqlStore, StateChanges, StateStore, StoreResult};
 
 /// The open database of a batch run.
 pub struct Persist {
@@ -27,6 +31,8 @@ pub struct Persist {
     result_changes: u64,
     certification_changes: u64,
     events: u64,
+    /// The block being written while the next one is compared (PostgreSQL).
+    pending: Option<tokio::task::JoinHandle<StoreResult<Applied>>>,
 }
 
 impl Persist {
@@ -38,7 +44,8 @@ impl Persist {
         engine: &Engine,
         catalog: &Catalog,
     ) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()?;
         let store = runtime
@@ -65,6 +72,7 @@ impl Persist {
             result_changes: 0,
             certification_changes: 0,
             events: 0,
+            pending: None,
         })
     }
 
@@ -96,9 +104,30 @@ impl Persist {
         diff_reports(&names, block, &stored_results, &stored_certs, &mut changes);
         self.result_changes += changes.results.len() as u64;
         self.certification_changes += changes.certifications.len() as u64;
+        let (store, events) = (self.store.clone(), self.events_enabled);
+        let task = self
+            .runtime
+            .spawn(async move { store.apply(&changes, events).await });
+        if let Some(previous) = self.pending.take() {
+            self.written(previous)?;
+        }
+        if self.store.backend() == "postgres" {
+            self.pending = Some(task);
+        } else {
+            self.written(task)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for a block's transaction, then counts and writes out its events.
+    fn written(
+        &mut self,
+        task: tokio::task::JoinHandle<StoreResult<Applied>>,
+    ) -> anyhow::Result<()> {
         let applied = self
             .runtime
-            .block_on(self.store.apply(&changes, self.events_enabled))
+            .block_on(task)
+            .context("the block writer stopped")?
             .context("cannot save state")?;
         self.events += u64::try_from(applied.events()).unwrap_or(0);
         if let Some(out) = self.events_out.as_mut() {
@@ -121,6 +150,9 @@ impl Persist {
 
     /// Flushes the events file and reports what changed.
     pub fn finish(mut self) -> anyhow::Result<()> {
+        if let Some(last) = self.pending.take() {
+            self.written(last)?;
+        }
         if let Some(out) = self.events_out.as_mut() {
             out.flush().context("cannot write events")?;
         }

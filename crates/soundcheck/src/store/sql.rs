@@ -508,24 +508,10 @@ impl StateStore for SqlStore {
         let facts = (!changes.facts.is_empty()).then(|| fact_rows(&changes.facts));
         on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
-            if let Some(lock) = d.lock_event_log.filter(|_| events) {
-                sqlx::query(lock).execute(&mut *tx).await?;
-            }
             if let Some((latest, history)) = &facts {
                 sqlx::query(d.upsert_facts).bind(latest.as_str()).bind(now).execute(&mut *tx).await?;
                 sqlx::query(d.insert_fact_history).bind(history.as_str()).bind(now).execute(&mut *tx).await?;
             }
-            // With events on, each transition takes the next outbox positions: results first,
-            // then certification levels, in the order they were computed.
-            let n_results = i64::try_from(changes.results.len()).unwrap_or(i64::MAX);
-            let n_certs = i64::try_from(changes.certifications.len()).unwrap_or(i64::MAX);
-            let before: i64 = if events {
-                let last: i64 = sqlx::query("UPDATE event_counter SET last = last + $1 WHERE id = 1 RETURNING last")
-                    .bind(n_results + n_certs).fetch_one(&mut *tx).await?.try_get(0)?;
-                last - n_results - n_certs
-            } else {
-                0
-            };
             for (sql, rows) in [(d.touch_results, &touched_results), (d.touch_certifications, &touched_certs), (d.touch_result_checks, &touched_checks)] {
                 if let Some(rows) = rows {
                     sqlx::query(sql).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
@@ -534,23 +520,55 @@ impl StateStore for SqlStore {
             if let Some((entity_ref, scope, ids)) = &touched_entity_checks {
                 sqlx::query(d.touch_entity_checks).bind(ids.as_str()).bind(now).bind(*entity_ref).bind(*scope).execute(&mut *tx).await?;
             }
-            if let Some(rows) = results.as_ref().filter(|_| n_results <= DIRECT_MAX) {
-                sqlx::query(d.direct[0]).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
-                sqlx::query(d.direct[1]).bind(rows.as_str()).bind(now).bind(events.then_some(before)).execute(&mut *tx).await?;
-            } else if let Some(rows) = &results {
-                sqlx::query(d.clear_stage[0]).execute(&mut *tx).await?;
-                sqlx::query(d.stage_results).bind(rows.as_str()).execute(&mut *tx).await?;
-                sqlx::query(d.upsert_results).bind(now).execute(&mut *tx).await?;
-                sqlx::query(d.insert_check_transitions).bind(now).bind(events.then_some(before)).execute(&mut *tx).await?;
+            // The current states first: they need no outbox position, so concurrent writers
+            // (blocks of a batch run on PostgreSQL) only wait for each other from here on.
+            let n_results = i64::try_from(changes.results.len()).unwrap_or(i64::MAX);
+            let n_certs = i64::try_from(changes.certifications.len()).unwrap_or(i64::MAX);
+            let (direct_results, direct_certs) = (n_results <= DIRECT_MAX, n_certs <= DIRECT_MAX);
+            if let Some(rows) = &results {
+                if direct_results {
+                    sqlx::query(d.direct[0]).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
+                } else {
+                    sqlx::query(d.clear_stage[0]).execute(&mut *tx).await?;
+                    sqlx::query(d.stage_results).bind(rows.as_str()).execute(&mut *tx).await?;
+                    sqlx::query(d.upsert_results).bind(now).execute(&mut *tx).await?;
+                }
             }
-            if let Some(rows) = certs.as_ref().filter(|_| n_certs <= DIRECT_MAX) {
-                sqlx::query(d.direct[2]).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
-                sqlx::query(d.direct[3]).bind(rows.as_str()).bind(now).bind(events.then_some(before + n_results)).execute(&mut *tx).await?;
-            } else if let Some(rows) = &certs {
-                sqlx::query(d.clear_stage[1]).execute(&mut *tx).await?;
-                sqlx::query(d.stage_certifications).bind(rows.as_str()).execute(&mut *tx).await?;
-                sqlx::query(d.upsert_certifications).bind(now).execute(&mut *tx).await?;
-                sqlx::query(d.insert_certification_transitions).bind(now).bind(events.then_some(before + n_results)).execute(&mut *tx).await?;
+            if let Some(rows) = &certs {
+                if direct_certs {
+                    sqlx::query(d.direct[2]).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
+                } else {
+                    sqlx::query(d.clear_stage[1]).execute(&mut *tx).await?;
+                    sqlx::query(d.stage_certifications).bind(rows.as_str()).execute(&mut *tx).await?;
+                    sqlx::query(d.upsert_certifications).bind(now).execute(&mut *tx).await?;
+                }
+            }
+            // Then the transitions, which are the outbox: with events on, each takes the next
+            // positions (results first, then certification levels, in the order computed),
+            // and writers are serialised until commit so positions become visible in order.
+            if let Some(lock) = d.lock_event_log.filter(|_| events) {
+                sqlx::query(lock).execute(&mut *tx).await?;
+            }
+            let before: i64 = if events {
+                let last: i64 = sqlx::query("UPDATE event_counter SET last = last + $1 WHERE id = 1 RETURNING last")
+                    .bind(n_results + n_certs).fetch_one(&mut *tx).await?.try_get(0)?;
+                last - n_results - n_certs
+            } else {
+                0
+            };
+            if let Some(rows) = &results {
+                if direct_results {
+                    sqlx::query(d.direct[1]).bind(rows.as_str()).bind(now).bind(events.then_some(before)).execute(&mut *tx).await?;
+                } else {
+                    sqlx::query(d.insert_check_transitions).bind(now).bind(events.then_some(before)).execute(&mut *tx).await?;
+                }
+            }
+            if let Some(rows) = &certs {
+                if direct_certs {
+                    sqlx::query(d.direct[3]).bind(rows.as_str()).bind(now).bind(events.then_some(before + n_results)).execute(&mut *tx).await?;
+                } else {
+                    sqlx::query(d.insert_certification_transitions).bind(now).bind(events.then_some(before + n_results)).execute(&mut *tx).await?;
+                }
             }
             for u in &changes.result_updates {
                 sqlx::query(UPDATE_DETAILS).bind(u.check_id.as_str()).bind(u.entity_ref.as_str()).bind(u.scope.as_str())

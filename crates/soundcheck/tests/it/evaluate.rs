@@ -424,3 +424,100 @@ fn events_out_has_exact_envelopes_and_repeats_nothing() {
         .collect();
     assert_golden("events-out.jsonl", &(redacted.join("\n") + "\n"));
 }
+
+/// Event lines without what differs between runs (event id, time), sorted.
+fn comparable_events(path: &str) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(redact)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Several blocks (PostgreSQL writes one while it compares the next): every backend stores
+/// the same events, at contiguous outbox positions, each with its transition, and a second
+/// run on the same input adds nothing.
+#[tokio::test]
+async fn batch_runs_of_several_blocks_store_the_same_events_on_every_backend() {
+    use soundcheck::store::StateStore;
+    let s = Scratch::new();
+    let dir = s.path("w");
+    let generated = soundcheck(&[
+        "bench",
+        "generate",
+        "--entities",
+        "5000",
+        "--checks",
+        "8",
+        "--tracks",
+        "2",
+        "--out",
+        &dir,
+    ]);
+    assert_eq!(code(&generated), 0, "{}", stderr(&generated));
+    let events_on = s.file("events.yaml", "soundcheck:\n  events:\n    enabled: true\n");
+    let mut per_backend = Vec::new();
+    for b in crate::backends::all().await {
+        let out_file = s.path(&format!("{}-events.jsonl", b.name));
+        for run in 0..2 {
+            let out = soundcheck(&[
+                "evaluate",
+                "-q",
+                "--config",
+                &format!("{dir}/app-config.yaml"),
+                &events_on,
+                "--catalog",
+                &format!("{dir}/catalog.jsonl"),
+                "--facts",
+                &format!("{dir}/facts.jsonl"),
+                "--database",
+                &b.url,
+                "--events-out",
+                &out_file,
+            ]);
+            assert_eq!(code(&out), 0, "{} run {run}: {}", b.name, stderr(&out));
+        }
+        let audit = b.store.audit_outbox().await.unwrap();
+        assert_eq!(
+            (
+                audit.transitions_without_event,
+                audit.events_without_transition
+            ),
+            (0, 0),
+            "{}: {audit:?}",
+            b.name
+        );
+        let seqs: Vec<i64> = b
+            .store
+            .events_after(0, i64::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        let n = i64::try_from(seqs.len()).unwrap();
+        assert!(n > 10_000, "{}: {n} events", b.name);
+        assert_eq!(
+            seqs,
+            (1..=n).collect::<Vec<_>>(),
+            "{}: contiguous positions",
+            b.name
+        );
+        let lines = comparable_events(&out_file);
+        assert_eq!(
+            lines.len() as i64,
+            n,
+            "{}: the second run added nothing",
+            b.name
+        );
+        per_backend.push((b.name, lines));
+    }
+    if let [(_, sqlite), (_, postgres)] = per_backend.as_slice() {
+        assert!(
+            sqlite == postgres,
+            "SQLite and PostgreSQL stored different events"
+        );
+    }
+}
