@@ -99,6 +99,8 @@ impl Persist {
         };
         let mut changes = StateChanges {
             now_ms: chrono::Utc::now().timestamp_millis(),
+            // Blocks hold distinct entities.
+            disjoint: true,
             ..Default::default()
         };
         diff_reports(&names, block, &stored_results, &stored_certs, &mut changes);

@@ -135,6 +135,11 @@ pub struct StateChanges {
     pub touched_certifications: Vec<Touch>,
     /// Single (entity, scope, check id) results re-evaluated without a change.
     pub touched_checks: Vec<(String, String, String)>,
+    /// Set by writers whose concurrent transactions never touch the same rows (the blocks of
+    /// a batch run): the outbox lock is then taken only after the current states are
+    /// written, so such transactions overlap. Otherwise it is taken first, and concurrent
+    /// writers of the same entities queue instead of risking a deadlock on their rows.
+    pub disjoint: bool,
     /// Facts stored in the same transaction (latest when not older, history always).
     pub facts: Vec<catalog::FactRecord>,
     /// Results whose state stays but whose details and submitter change

@@ -508,6 +508,10 @@ impl StateStore for SqlStore {
         let facts = (!changes.facts.is_empty()).then(|| fact_rows(&changes.facts));
         on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
+            let lock = d.lock_event_log.filter(|_| events);
+            if let Some(lock) = lock.filter(|_| !changes.disjoint) {
+                sqlx::query(lock).execute(&mut *tx).await?;
+            }
             if let Some((latest, history)) = &facts {
                 sqlx::query(d.upsert_facts).bind(latest.as_str()).bind(now).execute(&mut *tx).await?;
                 sqlx::query(d.insert_fact_history).bind(history.as_str()).bind(now).execute(&mut *tx).await?;
@@ -520,7 +524,7 @@ impl StateStore for SqlStore {
             if let Some((entity_ref, scope, ids)) = &touched_entity_checks {
                 sqlx::query(d.touch_entity_checks).bind(ids.as_str()).bind(now).bind(*entity_ref).bind(*scope).execute(&mut *tx).await?;
             }
-            // The current states first: they need no outbox position, so concurrent writers
+            // The current states first: they need no outbox position, so disjoint writers
             // (blocks of a batch run on PostgreSQL) only wait for each other from here on.
             let n_results = i64::try_from(changes.results.len()).unwrap_or(i64::MAX);
             let n_certs = i64::try_from(changes.certifications.len()).unwrap_or(i64::MAX);
@@ -546,7 +550,7 @@ impl StateStore for SqlStore {
             // Then the transitions, which are the outbox: with events on, each takes the next
             // positions (results first, then certification levels, in the order computed),
             // and writers are serialised until commit so positions become visible in order.
-            if let Some(lock) = d.lock_event_log.filter(|_| events) {
+            if let Some(lock) = lock.filter(|_| changes.disjoint) {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
             let before: i64 = if events {
