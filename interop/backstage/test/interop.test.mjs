@@ -122,16 +122,21 @@ async function outbox(base, last) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let text = '';
-  const lastId = () => Math.max(0, ...[...text.matchAll(/^id: (\d+)$/gm)].map(m => Number(m[1])));
+  // Only messages ended by their blank line count: a chunk can end inside one.
+  const complete = () => text.slice(0, text.lastIndexOf('\n\n') + 2);
+  const lastId = () => Math.max(0, ...[...complete().matchAll(/^id: (\d+)$/gm)].map(m => Number(m[1])));
+  let pending = null; // a read that lost the race to the timer still brings the next chunk
   while (lastId() < last) {
     assert.ok(Date.now() < deadline, `the live stream did not reach position ${last} within 30 s`);
-    const chunk = await Promise.race([reader.read(), sleep(1000).then(() => null)]);
+    pending ??= reader.read();
+    const chunk = await Promise.race([pending, sleep(1000).then(() => null)]);
     if (chunk === null) continue;
+    pending = null;
     assert.ok(!chunk.done, 'the live stream ended');
     text += decoder.decode(chunk.value, { stream: true });
   }
   controller.abort();
-  return text
+  return complete()
     .split('\n')
     .filter(line => line.startsWith('data: '))
     .map(line => JSON.parse(line.slice('data: '.length)));

@@ -13,15 +13,11 @@
 //! Either way Backstage delivers at most once on its side; the sink's own cursor, retries and
 //! dead letters make sure every event reaches Backstage.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use soundcheck_core::events::{EventParams, MetadataValue};
 use soundcheck_core::model::{BackstageRoute, BackstageSink};
 
-use crate::events::{
-    DeliverySettings, EventsService, HandlerError, StartAt, SubscribeOptions, handler,
-};
+use crate::events::{DeliverySettings, EventsService, HandlerError, handler};
 use crate::store::StateStore;
 
 /// `{baseUrl}/api/events/<segments…>`, each segment percent-encoded.
@@ -119,15 +115,7 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
     sink: &BackstageSink,
     defaults: DeliverySettings,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(sink.timeout_ms))
-        .build()
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot build the HTTP client of backstage sink `{}`: {e}",
-                sink.id
-            )
-        })?;
+    let client = super::http_client(sink.timeout_ms, &format!("backstage sink `{}`", sink.id))?;
     let base = reqwest::Url::parse(&sink.base_url).map_err(|e| {
         anyhow::anyhow!(
             "backstage sink `{}`: `{}` is not a URL: {e}",
@@ -135,8 +123,6 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
             sink.base_url
         )
     })?;
-    let topics = super::topics_or_both(&sink.topics);
-    let settings = super::settings_for(defaults, sink.retry);
     let config = sink.clone();
     let on_event = handler(move |params: EventParams| {
         let (client, sink, base) = (client.clone(), config.clone(), base.clone());
@@ -149,17 +135,15 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
             outcome(&sink, &params.topic, status, &body).map_err(HandlerError::from)
         }
     });
-    events
-        .subscribe_with(
-            SubscribeOptions {
-                id: format!("backstage:{}", sink.id),
-                topics,
-                on_event,
-                start: StartAt::Latest,
-            },
-            settings,
-        )
-        .await?;
+    super::subscribe_sink(
+        events,
+        format!("backstage:{}", sink.id),
+        &sink.topics,
+        sink.retry,
+        defaults,
+        on_event,
+    )
+    .await?;
     Ok(())
 }
 

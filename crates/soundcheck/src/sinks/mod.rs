@@ -59,3 +59,34 @@ fn settings_for(
     }
     settings
 }
+
+/// An HTTP client whose requests give up after the sink's `timeoutMs`.
+fn http_client(timeout_ms: u64, sink: &str) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(timeout_ms))
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client of {sink}: {e}"))
+}
+
+/// Subscribes a sink's handler as `id`, starting after the newest event the first time, with
+/// the sink's topics (both when none) and retry schedule.
+async fn subscribe_sink<S: StateStore + Clone + 'static>(
+    events: &EventsService<S>,
+    id: String,
+    topics: &[String],
+    retry: Option<soundcheck_core::model::RetrySchedule>,
+    defaults: crate::events::DeliverySettings,
+    on_event: crate::events::Handler,
+) -> crate::store::StoreResult<()> {
+    events
+        .subscribe_with(
+            crate::events::SubscribeOptions {
+                id,
+                topics: topics_or_both(topics),
+                on_event,
+                start: crate::events::StartAt::Latest,
+            },
+            settings_for(defaults, retry),
+        )
+        .await
+}

@@ -9,9 +9,7 @@ use async_nats::jetstream;
 use soundcheck_core::events::EventParams;
 use soundcheck_core::model::NatsSink;
 
-use crate::events::{
-    DeliverySettings, EventsService, HandlerError, StartAt, SubscribeOptions, handler,
-};
+use crate::events::{DeliverySettings, EventsService, HandlerError, handler};
 use crate::store::StateStore;
 
 /// Why the sink could not start.
@@ -62,8 +60,6 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
         stream: sink.stream.clone(),
         message: e.to_string(),
     })?;
-    let topics = super::topics_or_both(&sink.topics);
-    let settings = super::settings_for(defaults, sink.retry);
     let prefix = sink.subject_prefix.clone();
     let on_event = handler(move |params: EventParams| {
         let (js, prefix) = (js.clone(), prefix.clone());
@@ -85,16 +81,14 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
             Ok(())
         }
     });
-    events
-        .subscribe_with(
-            SubscribeOptions {
-                id: "nats".to_string(),
-                topics,
-                on_event,
-                start: StartAt::Latest,
-            },
-            settings,
-        )
-        .await?;
+    super::subscribe_sink(
+        events,
+        "nats".to_string(),
+        &sink.topics,
+        sink.retry,
+        defaults,
+        on_event,
+    )
+    .await?;
     Ok(())
 }

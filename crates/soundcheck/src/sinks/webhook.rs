@@ -4,8 +4,6 @@
 //! delivers it; anything else, or no answer within the timeout, is retried on the endpoint's
 //! schedule and parked as dead after the last attempt.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -13,9 +11,7 @@ use sha2::Sha256;
 use soundcheck_core::events::EventParams;
 use soundcheck_core::model::WebhookSink;
 
-use crate::events::{
-    DeliverySettings, EventsService, HandlerError, StartAt, SubscribeOptions, handler,
-};
+use crate::events::{DeliverySettings, EventsService, HandlerError, handler};
 use crate::store::StateStore;
 
 /// Why a secret cannot sign.
@@ -48,17 +44,10 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
     sink: &WebhookSink,
     defaults: DeliverySettings,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(sink.timeout_ms))
-        .build()
-        .map_err(|e| {
-            anyhow::anyhow!("cannot build the HTTP client of webhook `{}`: {e}", sink.id)
-        })?;
+    let client = super::http_client(sink.timeout_ms, &format!("webhook `{}`", sink.id))?;
     if let Some(secret) = &sink.secret {
         sign(secret, "check", 0, "").map_err(|e| anyhow::anyhow!("webhook `{}`: {e}", sink.id))?;
     }
-    let topics = super::topics_or_both(&sink.topics);
-    let settings = super::settings_for(defaults, sink.retry);
     let (url, secret, name) = (sink.url.clone(), sink.secret.clone(), sink.id.clone());
     let on_event = handler(move |params: EventParams| {
         let (client, url, secret, name) =
@@ -86,17 +75,15 @@ pub async fn subscribe<S: StateStore + Clone + 'static>(
             }
         }
     });
-    events
-        .subscribe_with(
-            SubscribeOptions {
-                id: format!("webhook:{}", sink.id),
-                topics,
-                on_event,
-                start: StartAt::Latest,
-            },
-            settings,
-        )
-        .await?;
+    super::subscribe_sink(
+        events,
+        format!("webhook:{}", sink.id),
+        &sink.topics,
+        sink.retry,
+        defaults,
+        on_event,
+    )
+    .await?;
     Ok(())
 }
 

@@ -9,10 +9,10 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use soundcheck::service::{App, AppOptions, CatalogSource};
+use soundcheck::service::App;
 
 use crate::backends;
-use crate::helpers::repo;
+use crate::helpers::example_app;
 
 const TOKEN: &str = "tok-0123456789";
 
@@ -72,33 +72,14 @@ async fn fake_backstage(listener: tokio::net::TcpListener, unsubscribed: usize) 
 }
 
 async fn app_with_sinks(base_url: &str, db: &str) -> Arc<App> {
-    let dir = tempfile::tempdir().unwrap();
-    let extra = dir.path().join("sinks.yaml");
     let retry = "{ maxAttempts: 50, initialBackoffMs: 5, maxBackoffMs: 20 }";
-    std::fs::write(
-        &extra,
-        format!(
+    example_app(
+        &format!(
             "soundcheck:\n  events:\n    delivery: {{ pollIntervalMs: 50 }}\n    sinks:\n      backstage:\n        - {{ id: bus, baseUrl: '{base_url}', token: {TOKEN}, requireSubscriber: true, retry: {retry} }}\n        - {{ id: ingress, baseUrl: '{base_url}/', route: http, retry: {retry} }}\n        - {{ id: wrong, baseUrl: '{base_url}', token: wrong-token-0123, topics: [soundcheck-certification-change], retry: {{ maxAttempts: 2, initialBackoffMs: 5, maxBackoffMs: 5 }} }}\n"
         ),
+        db,
     )
-    .unwrap();
-    let loaded = soundcheck_core::config::load_files(
-        &[repo().join("examples/app-config.yaml"), extra],
-        &|_| None,
-    )
-    .unwrap();
-    App::start(AppOptions {
-        base: loaded.root,
-        file_config: loaded.config,
-        database_url: db.to_string(),
-        catalog: Some(CatalogSource {
-            files: vec![repo().join("examples/catalog/catalog-info.yaml")],
-            ..Default::default()
-        }),
-        facts_files: vec![repo().join("examples/facts.jsonl")],
-    })
     .await
-    .unwrap()
 }
 
 #[tokio::test]

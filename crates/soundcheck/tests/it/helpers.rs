@@ -90,3 +90,28 @@ impl Scratch {
         std::fs::read_to_string(self.dir.path().join(name)).expect("read")
     }
 }
+
+/// The bundled example served on `db`, with `extra` (YAML) merged over its config: catalog
+/// and facts files loaded at start, as `soundcheck serve` does with no `--config`.
+pub async fn example_app(extra: &str, db: &str) -> std::sync::Arc<soundcheck::service::App> {
+    let dir = tempfile::tempdir().unwrap();
+    let extra_file = dir.path().join("extra.yaml");
+    std::fs::write(&extra_file, extra).unwrap();
+    let loaded = soundcheck_core::config::load_files(
+        &[repo().join("examples/app-config.yaml"), extra_file],
+        &|_| None,
+    )
+    .unwrap();
+    soundcheck::service::App::start(soundcheck::service::AppOptions {
+        base: loaded.root,
+        file_config: loaded.config,
+        database_url: db.to_string(),
+        catalog: Some(soundcheck::service::CatalogSource {
+            files: vec![repo().join("examples/catalog/catalog-info.yaml")],
+            ..Default::default()
+        }),
+        facts_files: vec![repo().join("examples/facts.jsonl")],
+    })
+    .await
+    .unwrap()
+}

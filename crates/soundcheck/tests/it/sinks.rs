@@ -9,11 +9,11 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use soundcheck::service::{App, AppOptions, CatalogSource};
+use soundcheck::service::App;
 use soundcheck::store::FactRecord;
 
 use crate::backends;
-use crate::helpers::repo;
+use crate::helpers::example_app;
 
 const SECRET: &str = "whsec_c291bmRjaGVjay10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5";
 
@@ -65,32 +65,13 @@ async fn receiver(
 
 /// The example app with a webhook sink (and a second one that always fails).
 async fn app_with_hooks(url: &str, dead_url: &str, db: &str) -> Arc<App> {
-    let dir = tempfile::tempdir().unwrap();
-    let extra = dir.path().join("sinks.yaml");
-    std::fs::write(
-        &extra,
-        format!(
+    example_app(
+        &format!(
             "soundcheck:\n  events:\n    delivery: {{ pollIntervalMs: 50 }}\n    sinks:\n      webhooks:\n        - {{ id: ci, url: \"{url}\", secret: \"{SECRET}\", timeoutMs: 300, retry: {{ maxAttempts: 20, initialBackoffMs: 20, maxBackoffMs: 200 }} }}\n        - {{ id: dead, url: \"{dead_url}\", topics: [soundcheck-check-status-change], retry: {{ maxAttempts: 2, initialBackoffMs: 5, maxBackoffMs: 5 }} }}\n"
         ),
+        db,
     )
-    .unwrap();
-    let loaded = soundcheck_core::config::load_files(
-        &[repo().join("examples/app-config.yaml"), extra],
-        &|_| None,
-    )
-    .unwrap();
-    App::start(AppOptions {
-        base: loaded.root,
-        file_config: loaded.config,
-        database_url: db.to_string(),
-        catalog: Some(CatalogSource {
-            files: vec![repo().join("examples/catalog/catalog-info.yaml")],
-            ..Default::default()
-        }),
-        facts_files: vec![repo().join("examples/facts.jsonl")],
-    })
     .await
-    .unwrap()
 }
 
 fn ci_fact(entity: &str, passing: bool, n: i64) -> FactRecord {
@@ -221,31 +202,11 @@ async fn nats_gets_every_event_once_with_its_id_even_when_delivered_again() {
     let b = backends::sqlite().await;
     let name = format!("SCTEST{}", uuid::Uuid::now_v7().simple());
     let prefix = format!("sctest{}", uuid::Uuid::now_v7().simple());
-    let dir = tempfile::tempdir().unwrap();
-    let extra = dir.path().join("nats.yaml");
-    std::fs::write(
-        &extra,
-        format!("soundcheck:\n  events:\n    delivery: {{ pollIntervalMs: 50 }}\n    sinks:\n      nats: {{ url: \"{url}\", stream: {name}, subjectPrefix: {prefix} }}\n"),
-    )
-    .unwrap();
-    let loaded = soundcheck_core::config::load_files(
-        &[repo().join("examples/app-config.yaml"), extra],
-        &|_| None,
-    )
-    .unwrap();
-    let start = || {
-        App::start(AppOptions {
-            base: loaded.root.clone(),
-            file_config: loaded.config.clone(),
-            database_url: b.url.clone(),
-            catalog: Some(CatalogSource {
-                files: vec![repo().join("examples/catalog/catalog-info.yaml")],
-                ..Default::default()
-            }),
-            facts_files: vec![repo().join("examples/facts.jsonl")],
-        })
-    };
-    let app = start().await.unwrap();
+    let extra = format!(
+        "soundcheck:\n  events:\n    delivery: {{ pollIntervalMs: 50 }}\n    sinks:\n      nats: {{ url: \"{url}\", stream: {name}, subjectPrefix: {prefix} }}\n"
+    );
+    let start = || example_app(&extra, &b.url);
+    let app = start().await;
     app.live()
         .submit_facts(vec![ci_fact("component:default/payments-api", false, 0)])
         .await
@@ -286,7 +247,7 @@ async fn nats_gets_every_event_once_with_its_id_even_when_delivered_again() {
     // everything again from the start: the stream recognises every message id and stores
     // nothing twice.
     app.shutdown().await;
-    let app = start().await.unwrap();
+    let app = start().await;
     let events = app.events().unwrap();
     events.reset_cursor("nats", 0).await.unwrap();
     // Then new changes: delivery is in order, so once their events are in the stream every
