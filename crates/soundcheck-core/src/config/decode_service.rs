@@ -3,7 +3,7 @@
 
 use super::diagnostics::Diagnostics;
 use super::fields::Fields;
-use super::yaml::{Node, NodeKind};
+use super::yaml::Node;
 use crate::model::{DeliveryConfig, RetentionConfig, SinksConfig};
 
 const DELIVERY_KEYS: &[&str] = &[
@@ -37,7 +37,7 @@ pub fn events(node: &Node, diags: &mut Diagnostics) -> (bool, DeliveryConfig, Si
     {
         let d = &d;
         let mut read = |key: &str, min: u64, max: u64, default: u64| {
-            integer(d, key, min, max, diags).unwrap_or(default)
+            d.int_in(key, min, max, diags).unwrap_or(default)
         };
         delivery = DeliveryConfig {
             max_attempts: u32::try_from(read(
@@ -90,28 +90,11 @@ pub fn retention(node: &Node, diags: &mut Diagnostics) -> RetentionConfig {
         return RetentionConfig::default();
     };
     RetentionConfig {
-        max_age_days: integer(&h, "maxAgeDays", 1, 36_500, diags)
+        max_age_days: h
+            .int_in("maxAgeDays", 1, 36_500, diags)
             .and_then(|v| u32::try_from(v).ok()),
-        max_per_fact: integer(&h, "maxPerFact", 1, 1_000_000, diags)
+        max_per_fact: h
+            .int_in("maxPerFact", 1, 1_000_000, diags)
             .and_then(|v| u32::try_from(v).ok()),
-    }
-}
-
-fn integer(f: &Fields<'_>, key: &str, min: u64, max: u64, diags: &mut Diagnostics) -> Option<u64> {
-    let node = f.get(key)?;
-    match node.kind {
-        NodeKind::Int(i) if u64::try_from(i).is_ok_and(|v| (min..=max).contains(&v)) => {
-            u64::try_from(i).ok()
-        }
-        _ => {
-            diags.error(
-                &node.pos,
-                format!(
-                    "expected an integer from {min} to {max} for `{key}`, found {}",
-                    node.type_name()
-                ),
-            );
-            None
-        }
     }
 }

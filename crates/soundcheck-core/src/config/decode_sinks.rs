@@ -3,7 +3,7 @@
 
 use super::diagnostics::Diagnostics;
 use super::fields::{Fields, list, string};
-use super::yaml::{Node, NodeKind};
+use super::yaml::Node;
 use crate::events::{CERTIFICATION_CHANGE_TOPIC, CHECK_STATUS_CHANGE_TOPIC};
 use crate::model::{
     BackstageRoute, BackstageSink, NatsSink, RetrySchedule, SinksConfig, WebhookSink,
@@ -62,23 +62,6 @@ pub fn sinks(node: &Node, diags: &mut Diagnostics) -> SinksConfig {
     out
 }
 
-fn number(f: &Fields<'_>, key: &str, min: i64, max: i64, diags: &mut Diagnostics) -> Option<u64> {
-    let node = f.get(key)?;
-    match node.kind {
-        NodeKind::Int(v) if (min..=max).contains(&v) => u64::try_from(v).ok(),
-        _ => {
-            diags.error(
-                &node.pos,
-                format!(
-                    "expected an integer from {min} to {max} for `{key}`, found {}",
-                    node.type_name()
-                ),
-            );
-            None
-        }
-    }
-}
-
 fn topics(f: &Fields<'_>, diags: &mut Diagnostics) -> Vec<String> {
     let nodes = f
         .get("topics")
@@ -104,11 +87,16 @@ fn retry(f: &Fields<'_>, diags: &mut Diagnostics) -> Option<RetrySchedule> {
     f.get("retry").and_then(|r| {
         let rf = Fields::new(r, "`retry`", RETRY_KEYS, diags)?;
         Some(RetrySchedule {
-            max_attempts: number(&rf, "maxAttempts", 1, 100, diags)
+            max_attempts: rf
+                .int_in("maxAttempts", 1, 100, diags)
                 .and_then(|v| u32::try_from(v).ok())
                 .unwrap_or(5),
-            initial_backoff_ms: number(&rf, "initialBackoffMs", 1, 3_600_000, diags).unwrap_or(200),
-            max_backoff_ms: number(&rf, "maxBackoffMs", 1, 86_400_000, diags).unwrap_or(30_000),
+            initial_backoff_ms: rf
+                .int_in("initialBackoffMs", 1, 3_600_000, diags)
+                .unwrap_or(200),
+            max_backoff_ms: rf
+                .int_in("maxBackoffMs", 1, 86_400_000, diags)
+                .unwrap_or(30_000),
         })
     })
 }
@@ -172,7 +160,7 @@ fn webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookSink> {
         );
     }
     let topics = topics(&f, diags);
-    let timeout_ms = number(&f, "timeoutMs", 100, 600_000, diags).unwrap_or(5000);
+    let timeout_ms = f.int_in("timeoutMs", 100, 600_000, diags).unwrap_or(5000);
     let retry = retry(&f, diags);
     Some(WebhookSink {
         id: id?,
@@ -239,7 +227,7 @@ fn backstage(node: &Node, diags: &mut Diagnostics) -> Option<BackstageSink> {
         route,
         token,
         topics: topics(&f, diags),
-        timeout_ms: number(&f, "timeoutMs", 100, 600_000, diags).unwrap_or(5000),
+        timeout_ms: f.int_in("timeoutMs", 100, 600_000, diags).unwrap_or(5000),
         require_subscriber,
         retry: retry(&f, diags),
     })

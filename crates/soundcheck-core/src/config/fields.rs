@@ -65,6 +65,26 @@ impl<'n> Fields<'n> {
             .and_then(|n| string(n, key, diags))
     }
 
+    /// An optional integer that must lie in `min..=max`; reports anything else.
+    pub fn int_in(&self, key: &str, min: u64, max: u64, diags: &mut Diagnostics) -> Option<u64> {
+        let node = self.get(key)?;
+        match node.kind {
+            NodeKind::Int(i) if u64::try_from(i).is_ok_and(|v| (min..=max).contains(&v)) => {
+                u64::try_from(i).ok()
+            }
+            _ => {
+                diags.error(
+                    &node.pos,
+                    format!(
+                        "expected an integer from {min} to {max} for `{key}`, found {}",
+                        node.type_name()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// An optional boolean, `false` when absent.
     pub fn flag(&self, key: &str, diags: &mut Diagnostics) -> bool {
         match self.get(key).map(|n| (&n.kind, n)) {
