@@ -19,6 +19,7 @@ pub struct Engine {
     tracks: Vec<CompiledTrack>,
     check_index: HashMap<String, usize>,
     readers: Vec<Vec<usize>>,
+    reads: Vec<Vec<FactSlot>>,
     containing: Vec<Vec<usize>>,
 }
 
@@ -45,12 +46,15 @@ struct CompiledLevel {
     entries: Vec<(usize, usize)>,
 }
 
+/// For each fact slot the checks reading it, and for each check the slots it reads (its rule
+/// and its applicability rule).
 fn readers_of(
     facts: &FactTable,
     checks: &[CompiledCheck],
     config: &SoundcheckConfig,
-) -> Vec<Vec<usize>> {
+) -> (Vec<Vec<usize>>, Vec<Vec<FactSlot>>) {
     let mut readers = vec![Vec::new(); facts.len()];
+    let mut reads = vec![Vec::new(); checks.len()];
     for (i, check) in checks.iter().enumerate().filter(|(_, c)| c.rule.is_some()) {
         let mut slots: Vec<FactSlot> = check.rule_slots.to_vec();
         if let Some(app) = config.checks.get(i).and_then(|c| c.applicable.as_ref()) {
@@ -58,11 +62,12 @@ fn readers_of(
         }
         slots.sort_unstable();
         slots.dedup();
-        for slot in slots {
+        for &slot in &slots {
             readers[slot.index()].push(i);
         }
+        reads[i] = slots;
     }
-    readers
+    (readers, reads)
 }
 
 fn containing_tracks(check_count: usize, tracks: &[CompiledTrack]) -> Vec<Vec<usize>> {
@@ -159,7 +164,7 @@ impl Engine {
                     .collect(),
             })
             .collect();
-        let readers = readers_of(&facts, &checks, config);
+        let (readers, reads) = readers_of(&facts, &checks, config);
         let containing = containing_tracks(checks.len(), &tracks);
         Self {
             facts,
@@ -168,6 +173,7 @@ impl Engine {
             tracks,
             check_index,
             readers,
+            reads,
             containing,
         }
     }
@@ -176,6 +182,12 @@ impl Engine {
     /// the ones to re-evaluate when that fact changes.
     pub fn checks_reading(&self, slot: FactSlot) -> &[usize] {
         self.readers.get(slot.index()).map_or(&[], Vec::as_slice)
+    }
+
+    /// The fact slots the check at `check` reads (rule and applicability rule): what
+    /// evaluating it needs besides the entity.
+    pub fn slots_read_by(&self, check: usize) -> &[FactSlot] {
+        self.reads.get(check).map_or(&[], Vec::as_slice)
     }
 
     /// The tracks (by position) with the check at `check` in some level.

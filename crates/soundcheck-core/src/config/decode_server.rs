@@ -1,11 +1,19 @@
-//! Decodes `soundcheck.server`: listen address, database URL, body limit and API tokens.
+//! Decodes `soundcheck.server`: listen address, database URL, body limit, state cache size and
+//! API tokens.
 
 use super::diagnostics::Diagnostics;
 use super::fields::{Fields, list};
 use super::yaml::{Node, NodeKind};
 use crate::model::{Access, ApiToken, ServerConfig};
 
-const SERVER_KEYS: &[&str] = &["host", "port", "database", "bodyLimitBytes", "auth"];
+const SERVER_KEYS: &[&str] = &[
+    "host",
+    "port",
+    "database",
+    "bodyLimitBytes",
+    "stateCacheEntities",
+    "auth",
+];
 const AUTH_KEYS: &[&str] = &["tokens", "allowAnonymousReads"];
 const TOKEN_KEYS: &[&str] = &["token", "subject", "access"];
 
@@ -46,6 +54,9 @@ pub fn server(node: &Node, diags: &mut Diagnostics) -> ServerConfig {
                 ),
             ),
         }
+    }
+    if let Some(n) = f.int_in("stateCacheEntities", 0, 10_000_000, diags) {
+        config.state_cache_entities = usize::try_from(n).unwrap_or(config.state_cache_entities);
     }
     if let Some(auth) = f.get("auth") {
         decode_auth(auth, &mut config, diags);

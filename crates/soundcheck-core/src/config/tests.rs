@@ -466,3 +466,19 @@ fn backstage_sinks_with_their_routes_and_errors() {
         ]
     );
 }
+
+#[test]
+fn the_state_cache_size_is_read_and_range_checked() {
+    let c = load("soundcheck:\n  server: { stateCacheEntities: 0 }\n")
+        .unwrap()
+        .config;
+    assert_eq!(c.server.state_cache_entities, 0);
+    let c = load("soundcheck: {}\n").unwrap().config;
+    assert_eq!(c.server.state_cache_entities, 200_000);
+    assert_eq!(
+        errors("soundcheck:\n  server: { stateCacheEntities: -1 }\n"),
+        [
+            "c.yaml:2:33: expected an integer from 0 to 10000000 for `stateCacheEntities`, found a number"
+        ]
+    );
+}

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub tokens: Vec<ApiToken>,
     /// Reads without a token (`auth.allowAnonymousReads`); honoured only on a loopback address.
     pub allow_anonymous_reads: bool,
+    /// (Entity, scope) pairs whose evaluation state a SQLite database keeps in memory
+    /// (`stateCacheEntities`, default 200,000; 0 turns the cache off).
+    pub state_cache_entities: usize,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +61,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 5 * 1024 * 1024,
             tokens: Vec::new(),
             allow_anonymous_reads: false,
+            state_cache_entities: 200_000,
         }
     }
 }

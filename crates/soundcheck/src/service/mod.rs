@@ -138,7 +138,8 @@ impl App {
                     "cannot open database `{}`",
                     crate::store::redact_url(&options.database_url)
                 )
-            })?;
+            })?
+            .with_state_cache(options.file_config.server.state_cache_entities);
         let events = options.file_config.events_enabled.then(|| {
             EventsService::new(
                 store.clone(),

@@ -12,11 +12,11 @@ use soundcheck_core::rules::compiled::SlotFacts;
 use soundcheck_core::{CheckView, Engine};
 
 use crate::events::EventsService;
-use crate::store::EntitySnapshot;
 use crate::store::{
     CatalogStore, CertificationChange, FactRecord, ResultChange, StateChanges, StateStore,
     StoreResult, StoredCertification, StoredResult,
 };
+use crate::store::{EntitySnapshot, FactNeeds, NeededFact};
 
 /// The built-in catalog collector's fact.
 const ENTITY_DESCRIPTOR: &str = crate::batch::ENTITY_DESCRIPTOR;
@@ -108,9 +108,23 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             ..Default::default()
         };
         let keys: Vec<(String, String)> = groups.keys().cloned().collect();
+        let affected: HashMap<&(String, String), Vec<usize>> = groups
+            .iter()
+            .map(|(key, group)| (key, self.checks_reading_facts(group)))
+            .collect();
+        let needs: HashMap<(String, String), Vec<NeededFact>> = groups
+            .iter()
+            .map(|(key, group)| (key.clone(), self.facts_needed(group, &affected[key])))
+            .collect();
         let t0 = std::time::Instant::now();
-        let mut snapshots = self.store.snapshots(&keys, now).await?;
+        let mut snapshots = self
+            .store
+            .snapshots(&keys, now, FactNeeds::Only(&needs))
+            .await?;
         let t_snap = t0.elapsed();
+        drop(needs);
+        let mut affected: HashMap<(String, String), Vec<usize>> =
+            affected.into_iter().map(|(k, v)| (k.clone(), v)).collect();
         for ((entity_ref, scope), group) in groups {
             let snapshot = snapshots
                 .remove(&(entity_ref.clone(), scope.clone()))
@@ -121,7 +135,9 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 continue;
             };
             outcome.evaluated += 1;
-            let affected = self.checks_reading_facts(&group);
+            let affected = affected
+                .remove(&(entity_ref.clone(), scope.clone()))
+                .unwrap_or_default();
             let (changes, _) = self.evaluate(
                 Target {
                     entity_ref: &entity_ref,
@@ -161,6 +177,31 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         affected.sort_unstable();
         affected.dedup();
         affected
+    }
+
+    /// The stored facts evaluating `affected` reads, each with the newest timestamp of the
+    /// same fact among `incoming` (the entity descriptor comes from the entity itself).
+    fn facts_needed(&self, incoming: &[FactRecord], affected: &[usize]) -> Vec<NeededFact> {
+        let table = self.engine.fact_table();
+        let mut slots: Vec<_> = affected
+            .iter()
+            .flat_map(|c| self.engine.slots_read_by(*c).iter().copied())
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        slots
+            .into_iter()
+            .map(|slot| table.fact_ref(slot).as_str())
+            .filter(|fact_ref| *fact_ref != ENTITY_DESCRIPTOR)
+            .map(|fact_ref| NeededFact {
+                fact_ref: fact_ref.to_string(),
+                incoming_ms: incoming
+                    .iter()
+                    .filter(|f| f.fact_ref == fact_ref)
+                    .map(|f| f.timestamp_ms)
+                    .max(),
+            })
+            .collect()
     }
 
     /// Re-evaluates the checks at `affected` for one entity and scope (with `incoming` facts

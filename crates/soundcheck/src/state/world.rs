@@ -131,7 +131,10 @@ impl<S: StateStore + CatalogStore + QueryStore + Clone + 'static> LiveState<S> {
                 .iter()
                 .map(|(r, _)| (r.clone(), scope.to_string()))
                 .collect();
-            let snapshots = self.store.snapshots(&keys, now).await?;
+            let snapshots = self
+                .store
+                .snapshots(&keys, now, crate::store::FactNeeds::All)
+                .await?;
             let mut all = crate::store::StateChanges {
                 now_ms: now,
                 ..Default::default()

@@ -79,6 +79,26 @@ pub struct EntitySnapshot {
     pub exempt: Vec<String>,
 }
 
+/// A fact an evaluation reads, with the timestamp of the copy being submitted, if any: the
+/// stored copy matters only when it is newer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeededFact {
+    /// `source:scope/name`.
+    pub fact_ref: String,
+    /// Timestamp (ms) of the submitted copy.
+    pub incoming_ms: Option<i64>,
+}
+
+/// Which stored facts a batch snapshot returns.
+#[derive(Debug, Clone, Copy)]
+pub enum FactNeeds<'a> {
+    /// Every stored fact of each entity.
+    All,
+    /// Per (entity, scope), the facts its evaluation reads. A store may return more (every
+    /// fact), never fewer of those whose stored copy is newer than the submitted one.
+    Only(&'a HashMap<(String, String), Vec<NeededFact>>),
+}
+
 /// Entities, facts, exemptions and daily aggregates.
 pub trait CatalogStore: Send + Sync {
     /// Everything incremental evaluation needs about one entity and scope.
@@ -88,12 +108,13 @@ pub trait CatalogStore: Send + Sync {
         scope: &str,
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<EntitySnapshot>> + Send;
-    /// [`CatalogStore::snapshot`] of many (entity, scope) pairs in one query; pairs whose
-    /// entity is unknown come back with `entity: None`.
+    /// [`CatalogStore::snapshot`] of many (entity, scope) pairs in one query, with the facts
+    /// `facts` asks for; pairs whose entity is unknown come back with `entity: None`.
     fn snapshots(
         &self,
         keys: &[(String, String)],
         now_ms: i64,
+        facts: FactNeeds<'_>,
     ) -> impl Future<Output = StoreResult<HashMap<(String, String), EntitySnapshot>>> + Send;
     /// Adds or replaces entities.
     fn upsert_entities(
@@ -189,7 +210,7 @@ const SNAPSHOT: &str = "SELECT 0, body, CAST(NULL AS TEXT), CAST(NULL AS BIGINT)
     UNION ALL SELECT 4, check_id, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) FROM exemptions \
       WHERE entity_ref = $1 AND revoked = 0 AND (expires_at IS NULL OR expires_at > $3)";
 
-type SnapshotRow = (i32, String, Option<String>, Option<i64>, Option<String>);
+pub(super) type SnapshotRow = (i32, String, Option<String>, Option<i64>, Option<String>);
 
 const SNAPSHOTS_SQLITE: &str = "WITH k(e, s) AS (SELECT value->>0, value->>1 FROM json_each($1)) \
     SELECT 0, k.e, k.s, body, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) FROM entities JOIN k ON entity_ref = k.e \
@@ -210,7 +231,7 @@ const SNAPSHOTS_POSTGRES: &str = "WITH k(e, s) AS (SELECT value->>0, value->>1 F
     UNION ALL SELECT 4, k.e, k.s, check_id, NULL::text, NULL::bigint, NULL::text FROM exemptions x JOIN k ON x.entity_ref = k.e \
       WHERE revoked = 0 AND (expires_at IS NULL OR expires_at > $2::bigint)";
 
-fn snapshot_from(rows: Vec<SnapshotRow>) -> StoreResult<EntitySnapshot> {
+pub(super) fn snapshot_from(rows: Vec<SnapshotRow>) -> StoreResult<EntitySnapshot> {
     let mut snap = EntitySnapshot::default();
     let state = |s: Option<String>| {
         CheckState::parse(s.as_deref().unwrap_or_default())
@@ -269,6 +290,19 @@ fn snapshot_from(rows: Vec<SnapshotRow>) -> StoreResult<EntitySnapshot> {
     Ok(snap)
 }
 
+/// Makes the state cache forget entities whose bodies are being replaced, however the write
+/// ends.
+struct ForgetOnDrop<'a>(Option<&'a super::StateCache>, &'a [(String, Value)]);
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.0 {
+            let refs: Vec<String> = self.1.iter().map(|(r, _)| r.clone()).collect();
+            cache.forget_entities(&refs);
+        }
+    }
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -292,6 +326,7 @@ impl CatalogStore for SqlStore {
         &self,
         keys: &[(String, String)],
         now_ms: i64,
+        facts: FactNeeds<'_>,
     ) -> StoreResult<HashMap<(String, String), EntitySnapshot>> {
         // One entity (a single submission): equality on each table's key, which PostgreSQL
         // plans as index lookups; the batch form's JSON list is estimated at 100 rows, which
@@ -302,6 +337,9 @@ impl CatalogStore for SqlStore {
                 (entity_ref.clone(), scope.clone()),
                 snapshot,
             )]));
+        }
+        if let Some(cache) = &self.cache {
+            return self.cached_snapshots(cache, keys, now_ms, facts).await;
         }
         let list = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
         let sql = if self.backend() == "sqlite" {
@@ -339,6 +377,7 @@ impl CatalogStore for SqlStore {
     }
 
     async fn upsert_entities(&self, entities: &[(String, Value)], now_ms: i64) -> StoreResult<()> {
+        let _cache = ForgetOnDrop(self.cache.as_deref(), entities);
         on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             for (entity_ref, body) in entities {
@@ -359,6 +398,7 @@ impl CatalogStore for SqlStore {
     }
 
     async fn upsert_facts(&self, facts: &[FactRecord], now_ms: i64) -> StoreResult<()> {
+        let _cache = self.dropping_cache();
         on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             for f in facts {
@@ -374,6 +414,7 @@ impl CatalogStore for SqlStore {
     }
 
     async fn prune_facts(&self, retention: Retention, now_ms: i64) -> StoreResult<u64> {
+        let _cache = self.dropping_cache();
         on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             let mut removed = 0;
@@ -400,6 +441,7 @@ impl CatalogStore for SqlStore {
     }
 
     async fn create_exemption(&self, e: &ExemptionRecord) -> StoreResult<()> {
+        let _cache = self.dropping_cache();
         const SQL: &str = "INSERT INTO exemptions (check_id, entity_ref, justification, created_by, created_at, expires_at, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7)";
         on_pool!(&self.pool, p => {
             sqlx::query(SQL).bind(e.check_id.as_str()).bind(e.entity_ref.as_str()).bind(e.justification.as_str()).bind(e.created_by.as_str())
@@ -416,6 +458,7 @@ impl CatalogStore for SqlStore {
         reason: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<u64> {
+        let _cache = self.dropping_cache();
         const SQL: &str = "UPDATE exemptions SET revoked = 1, revoked_by = $3, revoked_at = $4, revoke_reason = $5 WHERE check_id = $1 AND entity_ref = $2 AND revoked = 0 AND (expires_at IS NULL OR expires_at > $4)";
         on_pool!(&self.pool, p => Ok(sqlx::query(SQL).bind(check_id).bind(entity_ref).bind(by).bind(now_ms).bind(reason).execute(p).await?.rows_affected()))
     }

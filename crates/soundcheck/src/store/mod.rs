@@ -16,11 +16,13 @@ macro_rules! on_pool {
     };
 }
 
+mod cache;
 mod catalog;
 mod definitions;
 mod dialect;
 mod jobs;
 mod read;
+mod snapshot;
 mod sql;
 
 use std::future::Future;
@@ -29,7 +31,10 @@ use serde_json::Value;
 use soundcheck_core::events::EventParams;
 use soundcheck_core::model::{CertState, CheckState};
 
-pub use catalog::{CatalogStore, EntitySnapshot, ExemptionRecord, FactRecord, Retention};
+pub use cache::StateCache;
+pub use catalog::{
+    CatalogStore, EntitySnapshot, ExemptionRecord, FactNeeds, FactRecord, NeededFact, Retention,
+};
 pub use definitions::{DefinitionKind, DefinitionStore};
 pub use jobs::{JobState, JobStore};
 pub use read::{ExemptionQuery, ExemptionRow, LevelRow, QueryStore, ResultRow};

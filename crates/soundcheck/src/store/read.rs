@@ -287,6 +287,7 @@ impl QueryStore for SqlStore {
         scope: Option<&str>,
         checks: &[String],
     ) -> StoreResult<u64> {
+        let _cache = self.dropping_cache();
         let sql = format!(
             "DELETE FROM check_results WHERE {}",
             self.results_where(checks.is_empty())
@@ -302,6 +303,7 @@ impl QueryStore for SqlStore {
     }
 
     async fn delete_check_results(&self, check_id: &str, history: bool) -> StoreResult<u64> {
+        let _cache = self.dropping_cache();
         on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             let n = sqlx::query("DELETE FROM check_results WHERE check_id = $1").bind(check_id).execute(&mut *tx).await?.rows_affected();
@@ -409,6 +411,7 @@ impl QueryStore for SqlStore {
     }
 
     async fn restore_exemption(&self, check_id: &str, entity_ref: &str) -> StoreResult<u64> {
+        let _cache = self.dropping_cache();
         const SQL: &str = "UPDATE exemptions SET revoked = 0, revoked_by = NULL, revoked_at = NULL, revoke_reason = NULL \
             WHERE id = (SELECT MAX(id) FROM exemptions WHERE check_id = $1 AND entity_ref = $2 AND revoked = 1) \
             AND NOT EXISTS (SELECT 1 FROM exemptions WHERE check_id = $1 AND entity_ref = $2 AND revoked = 0)";
@@ -498,6 +501,7 @@ impl QueryStore for SqlStore {
     }
 
     async fn delete_entities(&self, refs: &[String]) -> StoreResult<u64> {
+        let _cache = self.dropping_cache();
         let list = serde_json::to_string(refs).unwrap_or_else(|_| "[]".into());
         let tables = ["check_results", "certifications", "facts", "entities"];
         let sqlite = self.is_sqlite();

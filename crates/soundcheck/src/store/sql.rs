@@ -38,7 +38,7 @@ fn migrator(steps: &[(&'static str, &'static str)]) -> sqlx::migrate::Migrator {
     )
 }
 
-const SQLITE_MIGRATIONS: [(&str, &str); 2] = [
+const SQLITE_MIGRATIONS: [(&str, &str); 3] = [
     (
         "state",
         include_str!("../../migrations/sqlite/0001_state.sql"),
@@ -46,6 +46,10 @@ const SQLITE_MIGRATIONS: [(&str, &str); 2] = [
     (
         "service",
         include_str!("../../migrations/sqlite/0002_service.sql"),
+    ),
+    (
+        "state version",
+        include_str!("../../migrations/sqlite/0003_state_version.sql"),
     ),
 ];
 const POSTGRES_MIGRATIONS: [(&str, &str); 2] = [
@@ -58,6 +62,17 @@ const POSTGRES_MIGRATIONS: [(&str, &str); 2] = [
         include_str!("../../migrations/postgres/0002_service.sql"),
     ),
 ];
+
+/// Drops a state cache when dropped; see [`SqlStore::dropping_cache`].
+pub(super) struct CacheDrop<'a>(Option<&'a super::StateCache>);
+
+impl Drop for CacheDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.0 {
+            cache.invalidate();
+        }
+    }
+}
 
 /// The connection pool of one backend.
 #[derive(Debug, Clone)]
@@ -73,6 +88,8 @@ pub struct SqlStore {
     dialect: &'static Dialect,
     /// Makes event ids (prefix + position) unique across databases.
     event_id_prefix: u64,
+    /// The in-memory copy of evaluation state (SQLite, when enabled by the service).
+    pub(super) cache: Option<std::sync::Arc<super::StateCache>>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -136,7 +153,31 @@ impl SqlStore {
             pool,
             dialect,
             event_id_prefix: prefix.cast_unsigned(),
+            cache: None,
         })
+    }
+
+    /// Keeps each entity's body, latest facts, check states, levels and exemptions in memory
+    /// (at most `capacity` entity and scope pairs) so batches of fact submissions read
+    /// nothing but a version number. SQLite only, where this process is the one writer; PostgreSQL stores, shared by
+    /// replicas, are returned unchanged.
+    #[must_use]
+    pub fn with_state_cache(mut self, capacity: usize) -> Self {
+        if matches!(self.pool, Pool::Sqlite(_)) && capacity > 0 {
+            self.cache = Some(std::sync::Arc::new(super::StateCache::new(capacity)));
+        }
+        self
+    }
+
+    /// The state cache, when enabled.
+    pub fn state_cache(&self) -> Option<&super::StateCache> {
+        self.cache.as_deref()
+    }
+
+    /// For a write the state cache does not follow: drops the cache when the returned guard
+    /// goes, however the write ends (done, failed or cancelled).
+    pub(super) fn dropping_cache(&self) -> CacheDrop<'_> {
+        CacheDrop(self.cache.as_deref())
     }
 
     /// How write transactions start: SQLite takes the write lock up front (`BEGIN IMMEDIATE`),
@@ -584,7 +625,17 @@ impl StateStore for SqlStore {
                     .bind(a.submitted_by.as_str()).bind(a.justification.as_deref()).bind(now).execute(&mut *tx).await?;
             }
             let last = before + n_results + n_certs;
+            // SQLite: every state write moves the version a state cache checks against.
+            let version: Option<i64> = if matches!(self.pool, Pool::Sqlite(_)) {
+                Some(sqlx::query("UPDATE instance SET state_version = state_version + 1 WHERE id = 1 RETURNING state_version")
+                    .fetch_one(&mut *tx).await?.try_get(0)?)
+            } else {
+                None
+            };
             tx.commit().await?;
+            if let (Some(cache), Some(version)) = (&self.cache, version) {
+                cache.applied(version, changes);
+            }
             Ok(if events { Applied { first_seq: before + 1, last_seq: last } } else { Applied { first_seq: 0, last_seq: -1 } })
         })
     }

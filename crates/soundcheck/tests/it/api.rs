@@ -890,7 +890,12 @@ async fn many_entity_snapshots_equal_single_snapshots() {
             .chain([("component:default/ghost".to_string(), "default".to_string())])
             .collect();
         let now = soundcheck::service::now();
-        let many = api.backend.store.snapshots(&keys, now).await.unwrap();
+        let many = api
+            .backend
+            .store
+            .snapshots(&keys, now, soundcheck::store::FactNeeds::All)
+            .await
+            .unwrap();
         assert_eq!(many.len(), keys.len());
         for key in &keys {
             let mut one = api

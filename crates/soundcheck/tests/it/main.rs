@@ -20,4 +20,5 @@ mod live;
 mod scheduler;
 mod sinks;
 mod state;
+mod state_cache;
 mod validate;
