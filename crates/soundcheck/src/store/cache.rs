@@ -4,9 +4,9 @@
 //! it holds then reads nothing from the database but the state version.
 //!
 //! The copy is kept exact rather than fresh-enough: `apply` updates it from the changes it
-//! commits, other writes of this process drop it, and every state write bumps
-//! `instance.state_version`, so a write by another process on the same file (a batch
-//! `soundcheck evaluate --database`) is noticed at the next read and the copy is dropped.
+//! commits, other writes of this process drop it, and every transaction that writes state
+//! bumps `instance.state_version` (read with every batch), so a write by another process on
+//! the same file, or one whose drop raced a read, is noticed and the copy is dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -104,12 +104,16 @@ impl StateCache {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves entries that may be half-updated: start over.
-        self.inner.lock().unwrap_or_else(|poisoned| {
-            let mut inner = poisoned.into_inner();
-            drop_all(&mut inner);
-            inner
-        })
+        match self.inner.lock() {
+            Ok(inner) => inner,
+            // A panic while holding the lock may have left an entry half-updated: start over.
+            Err(poisoned) => {
+                let mut inner = poisoned.into_inner();
+                drop_all(&mut inner);
+                self.inner.clear_poison();
+                inner
+            }
+        }
     }
 
     /// Snapshots of the pairs of `keys` held, with exemptions active at `now_ms` and the facts
@@ -153,6 +157,7 @@ impl StateCache {
         if inner.entries.len() + fills.len() > self.capacity {
             inner.entries.clear();
             inner.bodies.clear();
+            inner.names = Names::default();
         }
         for fill in fills
             .iter()
@@ -251,6 +256,9 @@ impl StateCache {
 fn drop_all(inner: &mut Inner) {
     inner.entries.clear();
     inner.bodies.clear();
+    // Names are only referenced by entries: without this, names from facts that come and go
+    // would pile up.
+    inner.names = Names::default();
     inner.generation += 1;
     inner.version = None;
 }

@@ -383,6 +383,9 @@ impl CatalogStore for SqlStore {
             for (entity_ref, body) in entities {
                 sqlx::query(UPSERT_ENTITY).bind(entity_ref.as_str()).bind(body.to_string()).bind(now_ms).execute(&mut *tx).await?;
             }
+            if let Some(bump) = self.state_version_bump() {
+                sqlx::query(bump).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         });
         Ok(())
@@ -408,6 +411,9 @@ impl CatalogStore for SqlStore {
                         .bind(f.timestamp_ms).bind(now_ms).execute(&mut *tx).await?;
                 }
             }
+            if let Some(bump) = self.state_version_bump() {
+                sqlx::query(bump).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         });
         Ok(())
@@ -427,6 +433,9 @@ impl CatalogStore for SqlStore {
             for sql in PRUNE_GONE {
                 removed += sqlx::query(sql).execute(&mut *tx).await?.rows_affected();
             }
+            if let Some(bump) = self.state_version_bump() {
+                sqlx::query(bump).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(removed)
         })
@@ -444,8 +453,13 @@ impl CatalogStore for SqlStore {
         let _cache = self.dropping_cache();
         const SQL: &str = "INSERT INTO exemptions (check_id, entity_ref, justification, created_by, created_at, expires_at, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7)";
         on_pool!(&self.pool, p => {
+            let mut tx = p.begin_with(self.begin_sql()).await?;
             sqlx::query(SQL).bind(e.check_id.as_str()).bind(e.entity_ref.as_str()).bind(e.justification.as_str()).bind(e.created_by.as_str())
-                .bind(e.created_at).bind(e.expires_at).bind(i64::from(e.revoked)).execute(p).await?;
+                .bind(e.created_at).bind(e.expires_at).bind(i64::from(e.revoked)).execute(&mut *tx).await?;
+            if let Some(bump) = self.state_version_bump() {
+                sqlx::query(bump).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -460,7 +474,15 @@ impl CatalogStore for SqlStore {
     ) -> StoreResult<u64> {
         let _cache = self.dropping_cache();
         const SQL: &str = "UPDATE exemptions SET revoked = 1, revoked_by = $3, revoked_at = $4, revoke_reason = $5 WHERE check_id = $1 AND entity_ref = $2 AND revoked = 0 AND (expires_at IS NULL OR expires_at > $4)";
-        on_pool!(&self.pool, p => Ok(sqlx::query(SQL).bind(check_id).bind(entity_ref).bind(by).bind(now_ms).bind(reason).execute(p).await?.rows_affected()))
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin_with(self.begin_sql()).await?;
+            let n = sqlx::query(SQL).bind(check_id).bind(entity_ref).bind(by).bind(now_ms).bind(reason).execute(&mut *tx).await?.rows_affected();
+            if let Some(bump) = self.state_version_bump() {
+                sqlx::query(bump).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(n)
+        })
     }
 
     async fn snapshot_daily(&self, day: &str, number_of_entities: i64) -> StoreResult<()> {

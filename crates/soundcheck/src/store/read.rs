@@ -294,11 +294,17 @@ impl QueryStore for SqlStore {
         );
         let list = serde_json::to_string(checks).unwrap_or_else(|_| "[]".into());
         on_pool!(&self.pool, p => {
+            let mut tx = p.begin_with(self.begin_sql()).await?;
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).bind(scope);
             if !checks.is_empty() {
                 q = q.bind(list.as_str());
             }
-            Ok(q.execute(p).await?.rows_affected())
+            let n = q.execute(&mut *tx).await?.rows_affected();
+            if let Some(bump) = self.state_version_bump() {
+                sqlx::query(bump).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(n)
         })
     }
 
@@ -310,6 +316,9 @@ impl QueryStore for SqlStore {
             if history {
                 sqlx::query("DELETE FROM daily_check_status WHERE check_id = $1").bind(check_id).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM result_submissions WHERE check_id = $1").bind(check_id).execute(&mut *tx).await?;
+            }
+            if let Some(bump) = self.state_version_bump() {
+                sqlx::query(bump).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(n)
@@ -415,7 +424,15 @@ impl QueryStore for SqlStore {
         const SQL: &str = "UPDATE exemptions SET revoked = 0, revoked_by = NULL, revoked_at = NULL, revoke_reason = NULL \
             WHERE id = (SELECT MAX(id) FROM exemptions WHERE check_id = $1 AND entity_ref = $2 AND revoked = 1) \
             AND NOT EXISTS (SELECT 1 FROM exemptions WHERE check_id = $1 AND entity_ref = $2 AND revoked = 0)";
-        on_pool!(&self.pool, p => Ok(sqlx::query(SQL).bind(check_id).bind(entity_ref).execute(p).await?.rows_affected()))
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin_with(self.begin_sql()).await?;
+            let n = sqlx::query(SQL).bind(check_id).bind(entity_ref).execute(&mut *tx).await?.rows_affected();
+            if let Some(bump) = self.state_version_bump() {
+                sqlx::query(bump).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(n)
+        })
     }
 
     async fn check_transitions(
@@ -511,6 +528,9 @@ impl QueryStore for SqlStore {
             for table in tables {
                 let sql = format!("DELETE FROM {table} WHERE true{}", in_list(sqlite, "entity_ref", 1, false));
                 removed = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(list.as_str()).execute(&mut *tx).await?.rows_affected();
+            }
+            if let Some(bump) = self.state_version_bump() {
+                sqlx::query(bump).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(removed)

@@ -174,6 +174,12 @@ impl SqlStore {
         self.cache.as_deref()
     }
 
+    /// SQLite: the statement that moves `instance.state_version`, run in every transaction
+    /// that writes evaluation state, so a state cache in another process notices the write.
+    pub(super) fn state_version_bump(&self) -> Option<&'static str> {
+        matches!(self.pool, Pool::Sqlite(_)).then_some(BUMP_STATE_VERSION)
+    }
+
     /// For a write the state cache does not follow: drops the cache when the returned guard
     /// goes, however the write ends (done, failed or cancelled).
     pub(super) fn dropping_cache(&self) -> CacheDrop<'_> {
@@ -222,6 +228,9 @@ fn spawn_checkpointer(pool: SqlitePool) {
         }
     });
 }
+
+const BUMP_STATE_VERSION: &str =
+    "UPDATE instance SET state_version = state_version + 1 WHERE id = 1";
 
 /// Blocks up to this many rows are written straight from the JSON array; larger ones are
 /// staged first so the JSON is parsed once.
@@ -626,11 +635,10 @@ impl StateStore for SqlStore {
             }
             let last = before + n_results + n_certs;
             // SQLite: every state write moves the version a state cache checks against.
-            let version: Option<i64> = if matches!(self.pool, Pool::Sqlite(_)) {
-                Some(sqlx::query("UPDATE instance SET state_version = state_version + 1 WHERE id = 1 RETURNING state_version")
-                    .fetch_one(&mut *tx).await?.try_get(0)?)
-            } else {
-                None
+            let version: Option<i64> = match self.state_version_bump() {
+                Some(bump) => Some(sqlx::query(sqlx::AssertSqlSafe(format!("{bump} RETURNING state_version")))
+                    .fetch_one(&mut *tx).await?.try_get(0)?),
+                None => None,
             };
             tx.commit().await?;
             if let (Some(cache), Some(version)) = (&self.cache, version) {

@@ -1,7 +1,7 @@
 //! The SQLite state cache (`soundcheck.server.stateCacheEntities`): a store with it and one
 //! without, fed the same stream of fact batches, exemptions and deletions, store the same
-//! states and transitions; a write by another process on the same file is never hidden by
-//! what the cache holds.
+//! states and transitions; a write by another process on the same file (an evaluation, an
+//! exemption) is never hidden by what the cache holds.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -211,4 +211,33 @@ async fn a_write_by_another_process_is_not_hidden_by_the_cache() {
         .map(|(_, s, _)| format!("{s:?}"))
         .collect();
     assert_eq!(states, ["Failed", "Passed", "Failed"]);
+
+    // Another process exempts entity 1 from `private`, a write that evaluates nothing.
+    other
+        .create_exemption(&ExemptionRecord {
+            check_id: "private".into(),
+            entity_ref: entity(1),
+            justification: "test".into(),
+            created_by: "user:default/test".into(),
+            created_at: 1,
+            expires_at: None,
+            revoked: false,
+        })
+        .await
+        .unwrap();
+    // The server's next batch re-certifies entity 1 (its readme passes): with the exemption,
+    // level 1 passes although `private` fails.
+    let readme = FactRecord {
+        entity_ref: entity(1),
+        fact_ref: "scm:default/files".into(),
+        scope: "default".into(),
+        data: json!({"readme": true}),
+        timestamp_ms: 5,
+    };
+    live.submit_facts(vec![repo(0, false, 5), readme])
+        .await
+        .unwrap();
+    let levels = server.level_rows(&entity(1)).await.unwrap();
+    let level1 = levels.iter().find(|l| l.level_ordinal == 1).unwrap();
+    assert_eq!(format!("{:?}", level1.state), "Passed");
 }
