@@ -38,7 +38,7 @@ fn migrator(steps: &[(&'static str, &'static str)]) -> sqlx::migrate::Migrator {
     )
 }
 
-const SQLITE_MIGRATIONS: [(&str, &str); 3] = [
+const SQLITE_MIGRATIONS: [(&str, &str); 4] = [
     (
         "state",
         include_str!("../../migrations/sqlite/0001_state.sql"),
@@ -51,8 +51,12 @@ const SQLITE_MIGRATIONS: [(&str, &str); 3] = [
         "state version",
         include_str!("../../migrations/sqlite/0003_state_version.sql"),
     ),
+    (
+        "write fewer pages",
+        include_str!("../../migrations/sqlite/0004_write_fewer_pages.sql"),
+    ),
 ];
-const POSTGRES_MIGRATIONS: [(&str, &str); 2] = [
+const POSTGRES_MIGRATIONS: [(&str, &str); 3] = [
     (
         "state",
         include_str!("../../migrations/postgres/0001_state.sql"),
@@ -60,6 +64,10 @@ const POSTGRES_MIGRATIONS: [(&str, &str); 2] = [
     (
         "service",
         include_str!("../../migrations/postgres/0002_service.sql"),
+    ),
+    (
+        "fact history key",
+        include_str!("../../migrations/postgres/0003_fact_history_key.sql"),
     ),
 ];
 
