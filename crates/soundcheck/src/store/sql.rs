@@ -114,7 +114,6 @@ impl SqlStore {
                 .create_if_missing(true)
                 .pragma("cache_size", "-131072")
                 .pragma("temp_store", "memory")
-                .pragma("mmap_size", "17179869184")
                 .pragma("wal_autocheckpoint", "10000")
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
