@@ -376,6 +376,21 @@ mod tests {
         }
     }
 
+    /// A fill with an empty body and no exemptions.
+    fn plain_fill<'a>(
+        key: &'a Key,
+        snapshot: &'a EntitySnapshot,
+        facts: &'a [(String, i64, String)],
+    ) -> Fill<'a> {
+        Fill {
+            key,
+            snapshot,
+            body: "{}",
+            facts,
+            exemptions: &[],
+        }
+    }
+
     fn get(cache: &StateCache, k: &Key, now_ms: i64) -> Option<EntitySnapshot> {
         cache
             .lookup(std::slice::from_ref(k), now_ms, FactNeeds::All)
@@ -434,13 +449,7 @@ mod tests {
         let cache = StateCache::new(10);
         let k = key("component:default/a");
         let (snap, facts) = (snapshot(CheckState::Failed), stored_facts());
-        let fills = [Fill {
-            key: &k,
-            snapshot: &snap,
-            body: "{}",
-            facts: &facts,
-            exemptions: &[],
-        }];
+        let fills = [plain_fill(&k, &snap, &facts)];
         cache.fill(0, 1, &fills);
         let wanted = |incoming_ms| {
             let needs = HashMap::from([(
@@ -466,13 +475,7 @@ mod tests {
         let cache = StateCache::new(10);
         let k = key("component:default/a");
         let (snap, facts) = (snapshot(CheckState::Failed), stored_facts());
-        let fills = [Fill {
-            key: &k,
-            snapshot: &snap,
-            body: "{}",
-            facts: &facts,
-            exemptions: &[],
-        }];
+        let fills = [plain_fill(&k, &snap, &facts)];
         cache.fill(0, 3, &fills);
         assert_eq!(cache.len(), 1);
         // Version 5 after our 4th write is not ours alone: drop everything.

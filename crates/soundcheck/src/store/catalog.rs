@@ -210,6 +210,17 @@ const SNAPSHOT: &str = "SELECT 0, body, CAST(NULL AS TEXT), CAST(NULL AS BIGINT)
     UNION ALL SELECT 4, check_id, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) FROM exemptions \
       WHERE entity_ref = $1 AND revoked = 0 AND (expires_at IS NULL OR expires_at > $3)";
 
+/// A row of a many-pair snapshot read: kind, entity, scope, then a [`SnapshotRow`]'s fields.
+pub(super) type PairRow = (
+    i32,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
 pub(super) type SnapshotRow = (i32, String, Option<String>, Option<i64>, Option<String>);
 
 const SNAPSHOTS_SQLITE: &str = "WITH k(e, s) AS (SELECT value->>0, value->>1 FROM json_each($1)) \
@@ -347,16 +358,7 @@ impl CatalogStore for SqlStore {
         } else {
             SNAPSHOTS_POSTGRES
         };
-        type Row7 = (
-            i32,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-        );
-        let rows: Vec<Row7> = on_pool!(&self.pool, p => {
+        let rows: Vec<PairRow> = on_pool!(&self.pool, p => {
             sqlx::query(sql).bind(list.as_str()).bind(now_ms).fetch_all(p).await?.into_iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(6)?)))
                 .collect::<StoreResult<Vec<_>>>()?

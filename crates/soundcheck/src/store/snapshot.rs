@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::cache::{Fill, Key, StateCache};
-use super::catalog::{SnapshotRow, snapshot_from};
+use super::catalog::{PairRow, SnapshotRow, snapshot_from};
 use super::sql::{Pool, SqlStore};
 use super::{EntitySnapshot, FactNeeds, StoreError, StoreResult};
 
@@ -22,16 +22,6 @@ const CACHED_SNAPSHOTS: &str = "WITH m(e, s) AS (SELECT value->>0, value->>1 FRO
       CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) FROM certifications c JOIN m ON c.entity_ref = m.e AND c.scope = m.s GROUP BY m.e, m.s \
     UNION ALL SELECT 4, m.e, m.s, check_id, CAST(NULL AS TEXT), expires_at, CAST(NULL AS TEXT) FROM exemptions x JOIN m ON x.entity_ref = m.e WHERE revoked = 0 \
     UNION ALL SELECT 7, '', '', '', CAST(NULL AS TEXT), state_version, CAST(NULL AS TEXT) FROM instance WHERE id = 1";
-
-type Row7 = (
-    i32,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-);
 
 /// One pair's rows, with the raw text the cache keeps.
 #[derive(Default)]
@@ -91,7 +81,7 @@ impl SqlStore {
                 "the state cache needs SQLite".to_string(),
             ));
         };
-        let rows: Vec<Row7> = sqlx::query(CACHED_SNAPSHOTS)
+        let rows: Vec<PairRow> = sqlx::query(CACHED_SNAPSHOTS)
             .bind(list)
             .fetch_all(pool)
             .await?

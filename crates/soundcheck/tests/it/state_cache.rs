@@ -91,6 +91,19 @@ fn batch(n: u64) -> Vec<FactRecord> {
         .collect()
 }
 
+/// A permanent exemption created by a test user.
+fn exemption(check_id: &str, entity_ref: String) -> ExemptionRecord {
+    ExemptionRecord {
+        check_id: check_id.into(),
+        entity_ref,
+        justification: "test".into(),
+        created_by: "user:default/test".into(),
+        created_at: 1,
+        expires_at: None,
+        revoked: false,
+    }
+}
+
 /// Every stored state and transition, without times.
 async fn stored(store: &SqlStore) -> Vec<String> {
     let mut out = Vec::new();
@@ -135,15 +148,7 @@ async fn a_cached_store_writes_what_an_uncached_one_writes() {
             let target = entity(usize::try_from(n).unwrap() % ENTITIES);
             match n % 20 {
                 5 => store
-                    .create_exemption(&ExemptionRecord {
-                        check_id: "readme".into(),
-                        entity_ref: target,
-                        justification: "test".into(),
-                        created_by: "user:default/test".into(),
-                        created_at: 1,
-                        expires_at: None,
-                        revoked: false,
-                    })
+                    .create_exemption(&exemption("readme", target))
                     .await
                     .unwrap(),
                 11 => {
@@ -214,15 +219,7 @@ async fn a_write_by_another_process_is_not_hidden_by_the_cache() {
 
     // Another process exempts entity 1 from `private`, a write that evaluates nothing.
     other
-        .create_exemption(&ExemptionRecord {
-            check_id: "private".into(),
-            entity_ref: entity(1),
-            justification: "test".into(),
-            created_by: "user:default/test".into(),
-            created_at: 1,
-            expires_at: None,
-            revoked: false,
-        })
+        .create_exemption(&exemption("private", entity(1)))
         .await
         .unwrap();
     // The server's next batch re-certifies entity 1 (its readme passes): with the exemption,
