@@ -405,6 +405,57 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// A database written before migration 4 rebuilt `facts` keeps its facts and history.
+    #[tokio::test]
+    async fn upgrading_a_sqlite_database_keeps_its_facts() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        super::sql::migrator(&super::sql::SQLITE_MIGRATIONS[..3])
+            .run(&pool)
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO facts VALUES ('component:default/a', 'github:default/repo', 'default', '{\"stars\":3}', 5, 6)",
+            "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) VALUES ('component:default/a', 'github:default/repo', 'default', '{}', 4, 5)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let store = super::SqlStore::open(&url).await.unwrap();
+        let times = super::QueryStore::fact_times(
+            &store,
+            &["component:default/a".to_string()],
+            &["github:default/repo".to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(times.len(), 1);
+        let snapshot = super::CatalogStore::snapshot(&store, "component:default/a", "default", 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            snapshot.facts,
+            vec![(
+                "github:default/repo".to_string(),
+                serde_json::json!({"stars": 3}),
+                5
+            )]
+        );
+        let super::sql::Pool::Sqlite(pool) = &store.pool else {
+            panic!("a SQLite store");
+        };
+        let history: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fact_history")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(history, 1);
+    }
+
     #[test]
     fn passwords_in_database_urls_are_hidden() {
         assert_eq!(

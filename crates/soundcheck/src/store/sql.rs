@@ -19,7 +19,7 @@ use super::{
 };
 
 /// The migrations of one backend, embedded in the binary, in order.
-fn migrator(steps: &[(&'static str, &'static str)]) -> sqlx::migrate::Migrator {
+pub(super) fn migrator(steps: &[(&'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     Migrator::with_migrations(
         steps
@@ -38,7 +38,7 @@ fn migrator(steps: &[(&'static str, &'static str)]) -> sqlx::migrate::Migrator {
     )
 }
 
-const SQLITE_MIGRATIONS: [(&str, &str); 4] = [
+pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 4] = [
     (
         "state",
         include_str!("../../migrations/sqlite/0001_state.sql"),
