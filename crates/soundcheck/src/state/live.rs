@@ -108,13 +108,15 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             ..Default::default()
         };
         let keys: Vec<(String, String)> = groups.keys().cloned().collect();
-        let affected: HashMap<&(String, String), Vec<usize>> = groups
-            .iter()
-            .map(|(key, group)| (key, self.checks_reading_facts(group)))
+        // The checks each group affects, in the groups' order.
+        let affected: Vec<Vec<usize>> = groups
+            .values()
+            .map(|group| self.checks_reading_facts(group))
             .collect();
         let needs: HashMap<(String, String), Vec<NeededFact>> = groups
             .iter()
-            .map(|(key, group)| (key.clone(), self.facts_needed(group, &affected[key])))
+            .zip(&affected)
+            .map(|((key, group), checks)| (key.clone(), self.facts_needed(group, checks)))
             .collect();
         let t0 = std::time::Instant::now();
         let mut snapshots = self
@@ -122,10 +124,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             .snapshots(&keys, now, FactNeeds::Only(&needs))
             .await?;
         let t_snap = t0.elapsed();
-        drop(needs);
-        let mut affected: HashMap<(String, String), Vec<usize>> =
-            affected.into_iter().map(|(k, v)| (k.clone(), v)).collect();
-        for ((entity_ref, scope), group) in groups {
+        for (((entity_ref, scope), group), affected) in groups.into_iter().zip(affected) {
             let snapshot = snapshots
                 .remove(&(entity_ref.clone(), scope.clone()))
                 .unwrap_or_default();
@@ -135,9 +134,6 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 continue;
             };
             outcome.evaluated += 1;
-            let affected = affected
-                .remove(&(entity_ref.clone(), scope.clone()))
-                .unwrap_or_default();
             let (changes, _) = self.evaluate(
                 Target {
                     entity_ref: &entity_ref,
