@@ -30,7 +30,10 @@ impl App {
         checks: &[String],
     ) -> ServiceResult<Vec<CheckResultView>> {
         let entity = entity_ref(entity, "entityRef")?;
-        let rows = self.store.result_rows(&entity, scope, checks).await?;
+        let defs = self.definitions();
+        let rows =
+            crate::state::checked::result_rows(&self.store, &defs.engine, &entity, scope, checks)
+                .await?;
         Ok(rows.iter().map(CheckResultView::from).collect())
     }
 

@@ -25,7 +25,8 @@ pub struct CheckResultView {
     /// Who submitted the result (absent for results Soundcheck evaluated).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<String>,
-    /// Last evaluation or submission.
+    /// Last evaluation or submission: for evaluated checks, the later of the result's last
+    /// write and the last arrival of a fact the check reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_checked: Option<String>,
     /// Last change of state.

@@ -124,6 +124,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             .snapshots(&keys, now, FactNeeds::Only(&needs))
             .await?;
         let t_snap = t0.elapsed();
+        let mut unchanged = 0;
         for (((entity_ref, scope), group), affected) in groups.into_iter().zip(affected) {
             let snapshot = snapshots
                 .remove(&(entity_ref.clone(), scope.clone()))
@@ -147,7 +148,9 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             );
             all.results.extend(changes.results);
             all.certifications.extend(changes.certifications);
-            all.touched_checks.extend(changes.touched_checks);
+            // Unchanged results are not rewritten: they were checked when the facts stored
+            // with this write arrived (see `state::checked`).
+            unchanged += changes.touched_checks.len();
             all.facts.extend(group);
         }
         outcome.result_changes = all.results.len();
@@ -156,7 +159,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         let applied = self.store.apply(&all, self.events.is_some()).await?;
         metrics::counter!("soundcheck_facts_received_total").increment(outcome.facts as u64);
         metrics::counter!("soundcheck_evaluations_total").increment(outcome.evaluated as u64);
-        tracing::debug!(read = ?t_snap, evaluated = ?t_eval, total = ?t0.elapsed(), results = all.results.len(), certifications = all.certifications.len(), unchanged = all.touched_checks.len(), "fact submission evaluated and stored");
+        tracing::debug!(read = ?t_snap, evaluated = ?t_eval, total = ?t0.elapsed(), results = all.results.len(), certifications = all.certifications.len(), unchanged, "fact submission evaluated and stored");
         outcome.events = applied.events();
         self.committed(applied);
         Ok(outcome)

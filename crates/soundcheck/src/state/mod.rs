@@ -2,6 +2,7 @@
 //! changes become state writes, transitions and events; unchanged pairs only move their
 //! last-checked time.
 
+pub mod checked;
 pub mod live;
 pub mod submit;
 pub mod world;

@@ -124,12 +124,6 @@ pub trait CatalogStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// One entity's body.
     fn entity(&self, entity_ref: &str) -> impl Future<Output = StoreResult<Option<Value>>> + Send;
-    /// Stores facts (history always; the latest only when not older than the stored one).
-    fn upsert_facts(
-        &self,
-        facts: &[FactRecord],
-        now_ms: i64,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Applies retention and removes facts of entities that are gone; returns rows removed.
     fn prune_facts(
         &self,
@@ -173,10 +167,6 @@ pub trait CatalogStore: Send + Sync {
 
 const UPSERT_ENTITY: &str = "INSERT INTO entities (entity_ref, body, updated_at) VALUES ($1, $2, $3) \
     ON CONFLICT (entity_ref) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at";
-pub(super) const UPSERT_FACT: &str = "INSERT INTO facts (entity_ref, fact_ref, scope, data, timestamp, received_at) VALUES ($1, $2, $3, $4, $5, $6) \
-    ON CONFLICT (entity_ref, fact_ref, scope) DO UPDATE SET data = excluded.data, timestamp = excluded.timestamp, received_at = excluded.received_at \
-    WHERE excluded.timestamp >= facts.timestamp";
-pub(super) const INSERT_FACT_HISTORY: &str = "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) VALUES ($1, $2, $3, $4, $5, $6)";
 const PRUNE_AGE: &str = "DELETE FROM fact_history WHERE received_at < $1";
 const PRUNE_COUNT: &str = "DELETE FROM fact_history WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
     (PARTITION BY entity_ref, fact_ref, scope ORDER BY timestamp DESC, id DESC) AS rn FROM fact_history) ranked WHERE rn > $1)";
@@ -400,25 +390,6 @@ impl CatalogStore for SqlStore {
         });
         body.map(|b| serde_json::from_str(&b).map_err(|e| corrupt("entity body", e)))
             .transpose()
-    }
-
-    async fn upsert_facts(&self, facts: &[FactRecord], now_ms: i64) -> StoreResult<()> {
-        let _cache = self.dropping_cache();
-        on_pool!(&self.pool, p => {
-            let mut tx = p.begin_with(self.begin_sql()).await?;
-            for f in facts {
-                let data = f.data.to_string();
-                for sql in [UPSERT_FACT, INSERT_FACT_HISTORY] {
-                    sqlx::query(sql).bind(f.entity_ref.as_str()).bind(f.fact_ref.as_str()).bind(f.scope.as_str()).bind(data.as_str())
-                        .bind(f.timestamp_ms).bind(now_ms).execute(&mut *tx).await?;
-                }
-            }
-            if let Some(bump) = self.state_version_bump() {
-                sqlx::query(bump).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
     }
 
     async fn prune_facts(&self, retention: Retention, now_ms: i64) -> StoreResult<u64> {

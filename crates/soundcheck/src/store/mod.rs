@@ -37,7 +37,7 @@ pub use catalog::{
 };
 pub use definitions::{DefinitionKind, DefinitionStore};
 pub use jobs::{JobState, JobStore};
-pub use read::{ExemptionQuery, ExemptionRow, LevelRow, QueryStore, ResultRow};
+pub use read::{ExemptionQuery, ExemptionRow, FactArrival, LevelRow, QueryStore, ResultRow};
 pub use sql::{SqlStore, create_postgres_database};
 
 /// Errors at the storage boundary.

@@ -27,10 +27,22 @@ pub struct ResultRow {
     pub message: Option<String>,
     /// Who submitted it (`None` for the evaluator).
     pub submitted_by: Option<String>,
-    /// Last evaluation or submission (ms).
+    /// Last write of the row (ms): a fact submission leaves unchanged results alone, see
+    /// `state::checked` for the time the API reports.
     pub last_checked: i64,
     /// Last change of state (ms).
     pub last_changed: i64,
+}
+
+/// When the stored copy of one of an entity's latest facts arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactArrival {
+    /// The fact.
+    pub fact_ref: String,
+    /// The scope.
+    pub scope: String,
+    /// Arrival time (ms).
+    pub received_at: i64,
 }
 
 /// One stored certification level with its times.
@@ -92,6 +104,13 @@ pub struct ExemptionQuery {
 
 /// Reads for the API.
 pub trait QueryStore: Send + Sync {
+    /// When the stored copy of each of an entity's latest facts arrived, optionally in one
+    /// scope.
+    fn fact_arrivals(
+        &self,
+        entity_ref: &str,
+        scope: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Vec<FactArrival>>> + Send;
     /// Results of one entity, optionally of one scope and some checks (empty: all).
     fn result_rows(
         &self,
@@ -248,6 +267,26 @@ impl SqlStore {
 }
 
 impl QueryStore for SqlStore {
+    async fn fact_arrivals(
+        &self,
+        entity_ref: &str,
+        scope: Option<&str>,
+    ) -> StoreResult<Vec<FactArrival>> {
+        let scope_is = if self.is_sqlite() {
+            "($2 IS NULL OR scope = $2)"
+        } else {
+            "($2::text IS NULL OR scope = $2)"
+        };
+        let sql = format!(
+            "SELECT fact_ref, scope, received_at FROM facts WHERE entity_ref = $1 AND {scope_is}"
+        );
+        on_pool!(&self.pool, p => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).bind(scope).fetch_all(p).await?.into_iter().map(|r| {
+                Ok(FactArrival { fact_ref: r.try_get(0)?, scope: r.try_get(1)?, received_at: r.try_get(2)? })
+            }).collect()
+        })
+    }
+
     async fn result_rows(
         &self,
         entity_ref: &str,

@@ -248,7 +248,17 @@ async fn submitted_facts_change_results_certifications_and_emit_events() {
                 .unwrap()["state"],
             "failed"
         );
-        // the same fact again changes nothing and emits nothing
+        // the same fact again changes nothing and emits nothing, but the checks reading it
+        // were checked again: their `lastChecked` moves
+        let times = |body: &Value| {
+            body["results"]
+                .as_array()
+                .and_then(|r| r.iter().find(|r| r["checkId"] == "ci-passing"))
+                .map(|r| (r["lastChecked"].clone(), r["lastChanged"].clone()))
+                .expect("a ci-passing result")
+        };
+        let (checked, changed) = times(&after.body);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let n = seen.lock().unwrap().len();
         let again = json!({"facts": [{"factRef": "ci:default/pipeline", "entityRef": PAYMENTS, "data": {"passing": false, "duration_seconds": 300, "branch": "main"}}]});
         assert_eq!(
@@ -259,6 +269,16 @@ async fn submitted_facts_change_results_certifications_and_emit_events() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert_eq!(seen.lock().unwrap().len(), n, "{}", api.backend.name);
+        let again = api
+            .get(&format!("/api/soundcheck/results?entityRef={PAYMENTS}"))
+            .await;
+        let (checked_again, changed_again) = times(&again.body);
+        assert_eq!(changed_again, changed, "{}", api.backend.name);
+        assert!(
+            checked_again.as_str() > checked.as_str(),
+            "{}: {checked_again} after {checked}",
+            api.backend.name
+        );
         api.app.shutdown().await;
     }
 }
