@@ -2,7 +2,8 @@
 //! incoming facts but writes only the results whose state changed: rewriting the time of every
 //! unchanged result was a third of the rows each submission wrote. The time is kept where it is
 //! written anyway, on the stored fact (`received_at`), and a result's `lastChecked` is the later
-//! of its own row's time and the arrival of the newest stored copy of any fact its check reads.
+//! of its own row's time and the last arrival of any fact its check reads (in its rules or its
+//! applicability), by the definitions in force when the results are read.
 
 use std::collections::HashMap;
 

@@ -1,6 +1,6 @@
 //! Change detection: what a fresh evaluation changes against the stored state. Only real
 //! changes become state writes, transitions and events; unchanged pairs only move their
-//! last-checked time.
+//! last-checked time, and not even that after a fact submission (see [`checked`]).
 
 pub mod checked;
 pub mod live;

@@ -14,8 +14,8 @@
 pub struct Dialect {
     /// Facts from a JSON array `$1` of `[entity, fact ref, scope, data text, timestamp]`
     /// received at `$2`: the latest (one row per key; an older copy than the stored one only
-    /// moves `received_at`, the last arrival, which dates the results that read it) and the
-    /// history (every row).
+    /// moves `received_at`, the last arrival, which dates the results that read it, and never
+    /// backwards, whatever the order replicas commit in) and the history (every row).
     pub upsert_facts: &'static str,
     pub insert_fact_history: &'static str,
     /// Creates the per-connection staging tables (run when a connection opens).
@@ -74,7 +74,7 @@ pub const SQLITE: Dialect = Dialect {
         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, $2 FROM json_each($1) WHERE true \
         ON CONFLICT (entity_ref, fact_ref, scope) DO UPDATE SET \
         data = CASE WHEN excluded.timestamp >= facts.timestamp THEN excluded.data ELSE facts.data END, \
-        timestamp = max(excluded.timestamp, facts.timestamp), received_at = excluded.received_at",
+        timestamp = max(excluded.timestamp, facts.timestamp), received_at = max(excluded.received_at, facts.received_at)",
     insert_fact_history: "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) \
         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, $2 FROM json_each($1) ORDER BY key",
     create_stage: [
@@ -123,7 +123,7 @@ pub const POSTGRES: Dialect = Dialect {
         SELECT value->>0, value->>1, value->>2, value->>3, (value->>4)::bigint, $2::bigint FROM jsonb_array_elements($1::text::jsonb) AS j(value) \
         ON CONFLICT (entity_ref, fact_ref, scope) DO UPDATE SET \
         data = CASE WHEN excluded.timestamp >= facts.timestamp THEN excluded.data ELSE facts.data END, \
-        timestamp = GREATEST(excluded.timestamp, facts.timestamp), received_at = excluded.received_at",
+        timestamp = GREATEST(excluded.timestamp, facts.timestamp), received_at = GREATEST(excluded.received_at, facts.received_at)",
     insert_fact_history: "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) \
         SELECT value->>0, value->>1, value->>2, value->>3, (value->>4)::bigint, $2::bigint FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, idx) ORDER BY idx",
     create_stage: [

@@ -145,7 +145,8 @@ pub struct StateChanges {
     /// written, so such transactions overlap. Otherwise it is taken first, and concurrent
     /// writers of the same entities queue instead of risking a deadlock on their rows.
     pub disjoint: bool,
-    /// Facts stored in the same transaction (latest when not older, history always).
+    /// Facts stored in the same transaction (history always; the latest replaced when not
+    /// older, its arrival time moved in any case).
     pub facts: Vec<catalog::FactRecord>,
     /// Results whose state stays but whose details and submitter change
     /// (`preserveStateOnError`).

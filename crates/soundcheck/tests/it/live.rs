@@ -123,6 +123,26 @@ async fn facts_re_evaluate_only_what_they_affect() {
             "{}: an older fact does not replace a newer one",
             b.name
         );
+        let key = ("component:default/a".to_string(), "default".to_string());
+        let stored = store
+            .snapshots(
+                std::slice::from_ref(&key),
+                0,
+                soundcheck::store::FactNeeds::All,
+            )
+            .await
+            .unwrap();
+        let repo = stored[&key]
+            .facts
+            .iter()
+            .find(|f| f.0 == "github:default/repo")
+            .cloned();
+        assert_eq!(
+            repo,
+            Some(("github:default/repo".into(), json!({"private": true}), 11)),
+            "{}: the stored copy stays",
+            b.name
+        );
 
         let last = store.last_seq().await.unwrap();
         let out = live
@@ -315,5 +335,23 @@ async fn unchanged_results_move_only_the_last_checked_time_of_what_was_re_evalua
         );
         assert_eq!(readme(&a2), readme(&a0), "{}", backend.name);
         assert_eq!(readme(&b2), readme(&b0), "{}", backend.name);
+
+        // A fact in another scope dates only that scope's results.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        live.submit_facts(vec![FactRecord {
+            scope: "other".into(),
+            ..fact("github:default/repo", json!({"private": true}), 20)
+        }])
+        .await
+        .unwrap();
+        let in_default: Vec<(String, i64, i64)> =
+            soundcheck::state::checked::result_rows(&store, &engine, a, Some("default"), &[])
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.check_id, r.last_checked, r.last_changed))
+                .collect();
+        assert_eq!(in_default, a2, "{}", backend.name);
+        assert_eq!(times(&store, &engine, a).await.len(), 3, "{}", backend.name);
     }
 }
