@@ -116,8 +116,9 @@ pub struct App {
     rate_limits: collectors::RateLimits,
     /// Where the catalog comes from (refreshed by the `catalog` job).
     catalog_source: Option<CatalogSource>,
-    /// One fact submission at a time in this process (each reads what the last wrote).
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Orders this process's writers: fact submissions, pipelined (each reads what the
+    /// previous one leaves), and every other writer, which sees none in progress.
+    writer: Arc<crate::state::pipeline::Writer>,
     /// The store's change marker when this process last loaded entities and definitions.
     seen: std::sync::Mutex<[i64; 4]>,
     /// Cancelled when the service starts shutting down (ends live streams).
@@ -160,7 +161,7 @@ impl App {
             collectors: std::sync::RwLock::new(vec![Arc::new(collectors::SoundcheckCollector)]),
             rate_limits: collectors::RateLimits::default(),
             catalog_source: options.catalog.clone(),
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            writer: Arc::new(crate::state::pipeline::Writer::new()),
             seen: std::sync::Mutex::new([0; 4]),
             stopping: tokio_util::sync::CancellationToken::new(),
             pending_reevaluations: std::sync::atomic::AtomicUsize::new(0),
@@ -273,8 +274,10 @@ impl App {
         self.stopping.clone()
     }
 
-    /// Stops event delivery (saving cursors).
+    /// Waits for fact submissions still committing (their callers may have gone), then
+    /// stops event delivery (saving cursors).
     pub async fn shutdown(&self) {
+        drop(self.writer.lock().await);
         if let Some(events) = &self.events {
             events.shutdown().await;
         }

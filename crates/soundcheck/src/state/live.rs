@@ -11,10 +11,11 @@ use soundcheck_core::model::{CheckState, FactRef};
 use soundcheck_core::rules::compiled::SlotFacts;
 use soundcheck_core::{CheckView, Engine};
 
+use super::pipeline::{Held, Writer};
 use crate::events::EventsService;
 use crate::store::{
     CatalogStore, CertificationChange, FactRecord, ResultChange, StateChanges, StateStore,
-    StoreResult, StoredCertification, StoredResult,
+    StoreError, StoreResult, StoredCertification, StoredResult,
 };
 use crate::store::{EntitySnapshot, FactNeeds, NeededFact};
 
@@ -52,8 +53,9 @@ pub struct LiveState<S> {
     pub(crate) engine: Arc<Engine>,
     pub(crate) store: S,
     pub(crate) events: Option<EventsService<S>>,
-    /// Serialises fact submissions that share it (read state, then write changes).
-    pub(crate) writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Orders fact submissions that share it: each reads the state the previous one leaves
+    /// (see `state::pipeline`).
+    pub(crate) writer: Option<Arc<Writer>>,
 }
 
 impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
@@ -69,15 +71,12 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
 
     /// After a commit: counts the events written and wakes the events service.
     pub(crate) fn committed(&self, applied: crate::store::Applied) {
-        metrics::counter!("soundcheck_events_written_total")
-            .increment(u64::try_from(applied.events()).unwrap_or(0));
-        if let Some(events) = &self.events {
-            events.notify_committed(applied.last_seq);
-        }
+        announce(self.events.as_ref(), applied);
     }
 
-    /// Shares a writer lock: submissions holding it never interleave their read and write.
-    pub fn with_writer(mut self, writer: Arc<tokio::sync::Mutex<()>>) -> Self {
+    /// Shares a writer lock: submissions through it read what the previous ones leave, and
+    /// other writers holding it see no submission in progress.
+    pub fn with_writer(mut self, writer: Arc<Writer>) -> Self {
         self.writer = Some(writer);
         self
     }
@@ -87,8 +86,8 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
     /// the submission. Submissions through one `LiveState` family (sharing a writer lock) are
     /// applied one at a time, so each reads the state the previous one wrote.
     pub async fn submit_facts(&self, facts: Vec<FactRecord>) -> StoreResult<SubmitOutcome> {
-        let _writer = match &self.writer {
-            Some(lock) => Some(lock.lock().await),
+        let stage = match &self.writer {
+            Some(writer) => Some(writer.evaluation().await),
             None => None,
         };
         let mut outcome = SubmitOutcome {
@@ -123,6 +122,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             .store
             .snapshots(&keys, now, FactNeeds::Only(&needs))
             .await?;
+        let generation = self.writer.as_ref().map(|w| w.overlay(&mut snapshots));
         let t_snap = t0.elapsed();
         let mut unchanged = 0;
         for (((entity_ref, scope), group), affected) in groups.into_iter().zip(affected) {
@@ -156,13 +156,44 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         outcome.result_changes = all.results.len();
         outcome.certification_changes = all.certifications.len();
         let t_eval = t0.elapsed();
-        let applied = self.store.apply(&all, self.events.is_some()).await?;
+        let applied = match (&self.writer, generation) {
+            (Some(writer), Some(generation)) => {
+                let held = writer.hold(&all, generation).await?;
+                // The next submission evaluates while this one commits.
+                drop(stage);
+                self.commit_in_order(held, all).await?
+            }
+            _ => {
+                let applied = self.store.apply(&all, self.events.is_some()).await?;
+                self.committed(applied);
+                applied
+            }
+        };
         metrics::counter!("soundcheck_facts_received_total").increment(outcome.facts as u64);
         metrics::counter!("soundcheck_evaluations_total").increment(outcome.evaluated as u64);
-        tracing::debug!(read = ?t_snap, evaluated = ?t_eval, total = ?t0.elapsed(), results = all.results.len(), certifications = all.certifications.len(), unchanged, "fact submission evaluated and stored");
+        tracing::debug!(read = ?t_snap, evaluated = ?t_eval, total = ?t0.elapsed(), results = outcome.result_changes, certifications = outcome.certification_changes, unchanged, "fact submission evaluated and stored");
         outcome.events = applied.events();
-        self.committed(applied);
         Ok(outcome)
+    }
+
+    /// Commits a held submission in a task of its own, so it completes (and announces its
+    /// events) even when the caller goes away: later submissions were evaluated on top of it.
+    async fn commit_in_order(
+        &self,
+        held: Held,
+        changes: StateChanges,
+    ) -> StoreResult<crate::store::Applied> {
+        let store = self.store.clone();
+        let events = self.events.clone();
+        let task = tokio::spawn(async move {
+            held.check()?;
+            let applied = store.apply(&changes, events.is_some()).await?;
+            held.stored();
+            announce(events.as_ref(), applied);
+            Ok::<_, StoreError>(applied)
+        });
+        task.await
+            .map_err(|e| StoreError::Abandoned(format!("the commit task stopped: {e}")))?
     }
 
     /// The checks (by position) that read any of these facts.
@@ -370,5 +401,17 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 }
             }
         }
+    }
+}
+
+/// After a commit: counts the events written and wakes the events service.
+fn announce<S: StateStore + Clone + 'static>(
+    events: Option<&EventsService<S>>,
+    applied: crate::store::Applied,
+) {
+    metrics::counter!("soundcheck_events_written_total")
+        .increment(u64::try_from(applied.events()).unwrap_or(0));
+    if let Some(events) = events {
+        events.notify_committed(applied.last_seq);
     }
 }

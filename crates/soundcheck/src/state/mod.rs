@@ -4,6 +4,7 @@
 
 pub mod checked;
 pub mod live;
+pub mod pipeline;
 pub mod submit;
 pub mod world;
 

@@ -55,6 +55,10 @@ pub enum StoreError {
     /// A stored value could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// Nothing was stored: the write depended on an earlier one that failed (see
+    /// `state::pipeline`). Submitting again is safe.
+    #[error("not stored: {0}; submit again")]
+    Abandoned(String),
 }
 
 /// Result alias for the store.

@@ -17,6 +17,7 @@ mod evaluate;
 mod events;
 mod helpers;
 mod live;
+mod pipeline;
 mod scheduler;
 mod sinks;
 mod state;
