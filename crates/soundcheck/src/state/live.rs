@@ -83,8 +83,9 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
 
     /// Stores facts and evaluates what they affect: one read of each (entity, scope)'s stored
     /// state, then one transaction holding every fact, state change, transition and event of
-    /// the submission. Submissions through one `LiveState` family (sharing a writer lock) are
-    /// applied one at a time, so each reads the state the previous one wrote.
+    /// the submission. Submissions through one `LiveState` family (sharing a writer) are
+    /// applied in order, each reading the state the previous one leaves; with a writer the
+    /// next one is evaluated while this one commits (see `state::pipeline`).
     pub async fn submit_facts(&self, facts: Vec<FactRecord>) -> StoreResult<SubmitOutcome> {
         let stage = match &self.writer {
             Some(writer) => Some(writer.evaluation().await),
@@ -118,11 +119,12 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             .map(|((key, group), checks)| (key.clone(), self.facts_needed(group, checks)))
             .collect();
         let t0 = std::time::Instant::now();
+        let pending = self.writer.as_ref().map(|w| w.pending_for(&keys));
         let mut snapshots = self
             .store
             .snapshots(&keys, now, FactNeeds::Only(&needs))
             .await?;
-        let generation = self.writer.as_ref().map(|w| w.overlay(&mut snapshots));
+        let generation = pending.map(|p| p.lay_over(&mut snapshots));
         let t_snap = t0.elapsed();
         let mut unchanged = 0;
         for (((entity_ref, scope), group), affected) in groups.into_iter().zip(affected) {
@@ -161,16 +163,15 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 let held = writer.hold(&all, generation).await?;
                 // The next submission evaluates while this one commits.
                 drop(stage);
-                self.commit_in_order(held, all).await?
+                self.commit_in_order(held, all, outcome).await?
             }
             _ => {
                 let applied = self.store.apply(&all, self.events.is_some()).await?;
+                counted(outcome);
                 self.committed(applied);
                 applied
             }
         };
-        metrics::counter!("soundcheck_facts_received_total").increment(outcome.facts as u64);
-        metrics::counter!("soundcheck_evaluations_total").increment(outcome.evaluated as u64);
         tracing::debug!(read = ?t_snap, evaluated = ?t_eval, total = ?t0.elapsed(), results = outcome.result_changes, certifications = outcome.certification_changes, unchanged, "fact submission evaluated and stored");
         outcome.events = applied.events();
         Ok(outcome)
@@ -182,6 +183,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         &self,
         held: Held,
         changes: StateChanges,
+        outcome: SubmitOutcome,
     ) -> StoreResult<crate::store::Applied> {
         let store = self.store.clone();
         let events = self.events.clone();
@@ -189,11 +191,12 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             held.check()?;
             let applied = store.apply(&changes, events.is_some()).await?;
             held.stored();
+            counted(outcome);
             announce(events.as_ref(), applied);
             Ok::<_, StoreError>(applied)
         });
         task.await
-            .map_err(|e| StoreError::Abandoned(format!("the commit task stopped: {e}")))?
+            .map_err(|e| StoreError::Interrupted(format!("the commit task stopped: {e}")))?
     }
 
     /// The checks (by position) that read any of these facts.
@@ -402,6 +405,12 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             }
         }
     }
+}
+
+/// After a submission's commit: counts its facts and evaluations.
+fn counted(outcome: SubmitOutcome) {
+    metrics::counter!("soundcheck_facts_received_total").increment(outcome.facts as u64);
+    metrics::counter!("soundcheck_evaluations_total").increment(outcome.evaluated as u64);
 }
 
 /// After a commit: counts the events written and wakes the events service.

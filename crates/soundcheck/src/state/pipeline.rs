@@ -24,6 +24,9 @@ struct KeyChanges {
     facts: Vec<(String, Value, i64)>,
 }
 
+/// An (entity, scope).
+type Key = (String, String);
+
 #[derive(Default)]
 struct Pending {
     /// Moves on every failed or abandoned commit; a submission evaluated under an older
@@ -31,7 +34,13 @@ struct Pending {
     generation: u64,
     next_id: u64,
     /// Per (entity, scope): the pending submissions' changes, oldest first.
-    by_key: HashMap<(String, String), Vec<(u64, KeyChanges)>>,
+    by_key: HashMap<Key, Vec<(u64, Arc<KeyChanges>)>>,
+}
+
+/// The pending changes of some (entity, scope) pairs, taken before their stored state is read.
+pub(crate) struct Overlay {
+    generation: u64,
+    by_key: Vec<(Key, Vec<Arc<KeyChanges>>)>,
 }
 
 /// The writer lock: evaluation stage, commit order and pending changes.
@@ -90,31 +99,31 @@ impl Writer {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Lays the pending changes over freshly read snapshots (stored state, possibly read
-    /// before or after a pending commit; the changes are the same either way) and returns
-    /// the generation they belong to.
-    pub(crate) fn overlay(&self, snapshots: &mut HashMap<(String, String), EntitySnapshot>) -> u64 {
+    /// The pending changes of `keys`, with the generation they belong to. Taken **before**
+    /// the stored state is read: a pending submission that commits during the read has then
+    /// either been read from the store or is in the copy (laying committed changes over
+    /// again changes nothing, as no other writer can come in between).
+    pub(crate) fn pending_for(&self, keys: &[(String, String)]) -> Overlay {
         let pending = self.pending();
-        for (key, snapshot) in snapshots.iter_mut() {
-            let Some(batches) = pending.by_key.get(key) else {
-                continue;
-            };
-            for (_, changes) in batches {
-                for (check, state) in &changes.results {
-                    snapshot.results.insert(check.clone(), *state);
-                }
-                for (level, states) in &changes.certifications {
-                    snapshot.certifications.insert(level.clone(), *states);
-                }
-                // After the stored copies: on equal timestamps the later write wins.
-                snapshot.facts.extend(changes.facts.iter().cloned());
-            }
+        let by_key = keys
+            .iter()
+            .filter_map(|key| {
+                let batches = pending.by_key.get(key)?;
+                Some((
+                    key.clone(),
+                    batches.iter().map(|(_, c)| Arc::clone(c)).collect(),
+                ))
+            })
+            .collect();
+        Overlay {
+            generation: pending.generation,
+            by_key,
         }
-        pending.generation
     }
 
-    /// Takes the next place in the commit order (waiting for the previous commit to start)
-    /// and makes `changes` pending, unless a commit failed since `generation` was read.
+    /// Takes the next place in the commit order (waiting for the previous submission's
+    /// commit to end) and makes `changes` pending, unless a commit failed since `generation`
+    /// was read.
     pub(crate) async fn hold(
         self: &Arc<Self>,
         changes: &StateChanges,
@@ -156,7 +165,7 @@ impl Writer {
         let id = pending.next_id;
         pending.next_id += 1;
         for (k, c) in by_key {
-            pending.by_key.entry(k).or_default().push((id, c));
+            pending.by_key.entry(k).or_default().push((id, Arc::new(c)));
         }
         Ok(Held {
             writer: Arc::clone(self),
@@ -165,6 +174,29 @@ impl Writer {
             stored: false,
             _commit: commit,
         })
+    }
+}
+
+impl Overlay {
+    /// Lays the changes over the snapshots read after they were taken; returns the
+    /// generation they belong to.
+    pub(crate) fn lay_over(self, snapshots: &mut HashMap<(String, String), EntitySnapshot>) -> u64 {
+        for (key, batches) in self.by_key {
+            let Some(snapshot) = snapshots.get_mut(&key) else {
+                continue;
+            };
+            for changes in batches {
+                for (check, state) in &changes.results {
+                    snapshot.results.insert(check.clone(), *state);
+                }
+                for (level, states) in &changes.certifications {
+                    snapshot.certifications.insert(level.clone(), *states);
+                }
+                // After the stored copies: on equal timestamps the later write wins.
+                snapshot.facts.extend(changes.facts.iter().cloned());
+            }
+        }
+        self.generation
     }
 }
 
@@ -233,31 +265,42 @@ mod tests {
         }
     }
 
-    fn snapshots(entity: &str) -> HashMap<(String, String), EntitySnapshot> {
-        HashMap::from([(
-            (entity.to_string(), "default".to_string()),
-            EntitySnapshot::default(),
-        )])
+    /// Reads entity `a` as a submission does: pending changes first, then the (empty)
+    /// stored state, then the one laid over the other.
+    fn read_a(writer: &Writer) -> (HashMap<(String, String), EntitySnapshot>, u64) {
+        let key = ("a".to_string(), "default".to_string());
+        let overlay = writer.pending_for(std::slice::from_ref(&key));
+        let mut read = HashMap::from([(key, EntitySnapshot::default())]);
+        let generation = overlay.lay_over(&mut read);
+        (read, generation)
     }
 
     #[tokio::test]
     async fn pending_changes_are_read_until_stored_and_a_failure_abandons_what_read_them() {
         let writer = Arc::new(Writer::new());
-        let mut read = snapshots("a");
-        let g0 = writer.overlay(&mut read);
+        let g0 = read_a(&writer).1;
         let first = writer
             .hold(&changes("a", CheckState::Failed, 1), g0)
             .await
             .expect("held");
         // The next submission sees the first one's changes before they are stored.
-        let mut read = snapshots("a");
-        let g1 = writer.overlay(&mut read);
+        let (read, g1) = read_a(&writer);
         let snapshot = &read[&("a".to_string(), "default".to_string())];
         assert_eq!(snapshot.results.get("c"), Some(&CheckState::Failed));
         assert_eq!(snapshot.facts.len(), 1);
+        // Taken before a read that the commit overtakes: the changes are still laid over.
+        let key = ("a".to_string(), "default".to_string());
+        let taken = writer.pending_for(std::slice::from_ref(&key));
         first.stored();
-        let mut read = snapshots("a");
-        writer.overlay(&mut read);
+        let mut read = HashMap::from([(key, EntitySnapshot::default())]);
+        taken.lay_over(&mut read);
+        assert_eq!(
+            read[&("a".to_string(), "default".to_string())]
+                .results
+                .get("c"),
+            Some(&CheckState::Failed)
+        );
+        let (read, _) = read_a(&writer);
         assert!(
             read[&("a".to_string(), "default".to_string())]
                 .results
@@ -269,15 +312,13 @@ mod tests {
             .hold(&changes("a", CheckState::Passed, 2), g1)
             .await
             .expect("held");
-        let mut read = snapshots("a");
-        let g2 = writer.overlay(&mut read);
+        let g2 = read_a(&writer).1;
         drop(second);
         assert!(matches!(
             writer.hold(&changes("a", CheckState::Failed, 3), g2).await,
             Err(StoreError::Abandoned(_))
         ));
-        let mut read = snapshots("a");
-        let g3 = writer.overlay(&mut read);
+        let (read, g3) = read_a(&writer);
         assert!(
             read[&("a".to_string(), "default".to_string())]
                 .results

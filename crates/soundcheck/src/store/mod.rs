@@ -59,6 +59,10 @@ pub enum StoreError {
     /// `state::pipeline`). Submitting again is safe.
     #[error("not stored: {0}; submit again")]
     Abandoned(String),
+    /// A write stopped without saying whether it was stored (its task panicked or the
+    /// runtime stopped); a transaction is never half-written.
+    #[error("write interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// Result alias for the store.
