@@ -101,8 +101,9 @@ impl Writer {
 
     /// The pending changes of `keys`, with the generation they belong to. Taken **before**
     /// the stored state is read: a pending submission that commits during the read has then
-    /// either been read from the store or is in the copy (laying committed changes over
-    /// again changes nothing, as no other writer can come in between).
+    /// either been read from the store or is in the copy. Laying committed changes over
+    /// again changes nothing: the writers that change the same rows (results, levels,
+    /// facts) in this process wait for the writer lock.
     pub(crate) fn pending_for(&self, keys: &[(String, String)]) -> Overlay {
         let pending = self.pending();
         let by_key = keys

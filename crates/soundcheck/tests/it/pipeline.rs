@@ -118,7 +118,7 @@ async fn concurrent_submissions_leave_the_history_of_one_at_a_time() {
         drop(writer.lock().await);
 
         let stored = store.events_after(0, 100_000).await.unwrap();
-        assert!(stored.len() > 50, "{}: {} events", b.name, stored.len());
+        assert!(stored.len() > 100, "{}: {} events", b.name, stored.len());
         let payloads: Vec<(String, Value)> = stored
             .iter()
             .map(|e| {
