@@ -160,10 +160,13 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         let t_eval = t0.elapsed();
         let applied = match (&self.writer, generation) {
             (Some(writer), Some(generation)) => {
+                // Encoded before taking the place in the commit order: the previous
+                // submission may still be committing.
+                let encoded = self.store.encode(&all);
                 let held = writer.hold(&all, generation).await?;
                 // The next submission evaluates while this one commits.
                 drop(stage);
-                self.commit_in_order(held, all, outcome).await?
+                self.commit_in_order(held, all, encoded, outcome).await?
             }
             _ => {
                 let applied = self.store.apply(&all, self.events.is_some()).await?;
@@ -183,13 +186,16 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         &self,
         held: Held,
         changes: StateChanges,
+        encoded: S::Encoded,
         outcome: SubmitOutcome,
     ) -> StoreResult<crate::store::Applied> {
         let store = self.store.clone();
         let events = self.events.clone();
         let task = tokio::spawn(async move {
             held.check()?;
-            let applied = store.apply(&changes, events.is_some()).await?;
+            let applied = store
+                .apply_encoded(&changes, &encoded, events.is_some())
+                .await?;
             held.stored();
             counted(outcome);
             announce(events.as_ref(), applied);

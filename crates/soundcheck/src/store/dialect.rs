@@ -18,6 +18,9 @@ pub struct Dialect {
     /// backwards, whatever the order replicas commit in) and the history (every row).
     pub upsert_facts: &'static str,
     pub insert_fact_history: &'static str,
+    /// Where set, facts are staged once and both tables written from the staging table
+    /// instead (every fact, in order: the latest table's upsert applies them one by one).
+    pub staged_facts: Option<StagedFacts>,
     /// Creates the per-connection staging tables (run when a connection opens).
     pub create_stage: [&'static str; 2],
     /// Empties a staging table before it is filled: results, certifications.
@@ -47,6 +50,17 @@ pub struct Dialect {
     pub lock_event_log: Option<&'static str>,
 }
 
+/// Facts written through a staging table (`$1` the JSON array of every fact; then the time
+/// in milliseconds as `$1`).
+pub struct StagedFacts {
+    /// Creates the per-connection staging table (run when a connection opens).
+    pub create: &'static str,
+    pub clear: &'static str,
+    pub stage: &'static str,
+    pub upsert: &'static str,
+    pub history: &'static str,
+}
+
 /// Statements that read the staging tables: the same on both backends.
 macro_rules! from_stage {
     () => {
@@ -71,39 +85,52 @@ const STAGE: (&str, &str, &str, &str) = from_stage!();
 
 pub const SQLITE: Dialect = Dialect {
     upsert_facts: "INSERT INTO facts (entity_ref, fact_ref, scope, data, timestamp, received_at) \
-        SELECT value->>0, value->>1, value->>2, value->>3, value->>4, $2 FROM json_each($1) WHERE true \
+        SELECT value->>0, value->>1, value->>2, value->>3, value->>4, $2 FROM jsonb_each($1) WHERE true \
         ON CONFLICT (entity_ref, fact_ref, scope) DO UPDATE SET \
         data = CASE WHEN excluded.timestamp >= facts.timestamp THEN excluded.data ELSE facts.data END, \
         timestamp = max(excluded.timestamp, facts.timestamp), received_at = max(excluded.received_at, facts.received_at)",
     insert_fact_history: "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) \
-        SELECT value->>0, value->>1, value->>2, value->>3, value->>4, $2 FROM json_each($1) ORDER BY key",
+        SELECT value->>0, value->>1, value->>2, value->>3, value->>4, $2 FROM jsonb_each($1) ORDER BY key",
+    // SQLite applies an upsert's rows one by one, so the same key twice in a batch is fine.
+    staged_facts: Some(StagedFacts {
+        create: "CREATE TEMP TABLE IF NOT EXISTS stage_facts (idx INTEGER PRIMARY KEY, entity_ref TEXT, fact_ref TEXT, scope TEXT, data TEXT, timestamp BIGINT)",
+        clear: "DELETE FROM temp.stage_facts",
+        stage: "INSERT INTO temp.stage_facts SELECT key, value->>0, value->>1, value->>2, value->>3, value->>4 FROM jsonb_each($1)",
+        upsert: "INSERT INTO facts (entity_ref, fact_ref, scope, data, timestamp, received_at) \
+            SELECT entity_ref, fact_ref, scope, data, timestamp, $1 FROM temp.stage_facts WHERE true ORDER BY idx \
+            ON CONFLICT (entity_ref, fact_ref, scope) DO UPDATE SET \
+            data = CASE WHEN excluded.timestamp >= facts.timestamp THEN excluded.data ELSE facts.data END, \
+            timestamp = max(excluded.timestamp, facts.timestamp), received_at = max(excluded.received_at, facts.received_at)",
+        history: "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) \
+            SELECT entity_ref, fact_ref, scope, data, timestamp, $1 FROM temp.stage_facts ORDER BY idx",
+    }),
     create_stage: [
-        "CREATE TEMP TABLE IF NOT EXISTS stage_results (idx BIGINT, check_id TEXT, entity_ref TEXT, scope TEXT, state TEXT, previous_state TEXT, event_id TEXT, details TEXT, message TEXT, submitted_by TEXT)",
-        "CREATE TEMP TABLE IF NOT EXISTS stage_certifications (idx BIGINT, track_id TEXT, entity_ref TEXT, level_ordinal BIGINT, scope TEXT, state TEXT, cumulative_state TEXT, previous_state TEXT, previous_cumulative_state TEXT, event_id TEXT)",
+        "CREATE TEMP TABLE IF NOT EXISTS stage_results (idx INTEGER PRIMARY KEY, check_id TEXT, entity_ref TEXT, scope TEXT, state TEXT, previous_state TEXT, event_id TEXT, details TEXT, message TEXT, submitted_by TEXT)",
+        "CREATE TEMP TABLE IF NOT EXISTS stage_certifications (idx INTEGER PRIMARY KEY, track_id TEXT, entity_ref TEXT, level_ordinal BIGINT, scope TEXT, state TEXT, cumulative_state TEXT, previous_state TEXT, previous_cumulative_state TEXT, event_id TEXT)",
     ],
     clear_stage: [
         "DELETE FROM temp.stage_results",
         "DELETE FROM temp.stage_certifications",
     ],
-    stage_results: "INSERT INTO temp.stage_results SELECT key, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM json_each(jsonb($1))",
-    stage_certifications: "INSERT INTO temp.stage_certifications SELECT key, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM json_each(jsonb($1))",
+    stage_results: "INSERT INTO temp.stage_results SELECT key, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM jsonb_each($1)",
+    stage_certifications: "INSERT INTO temp.stage_certifications SELECT key, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM jsonb_each($1)",
     upsert_results: STAGE.0,
     insert_check_transitions: STAGE.1,
     upsert_certifications: STAGE.2,
     insert_certification_transitions: STAGE.3,
     direct: [
         "INSERT INTO check_results (check_id, entity_ref, scope, state, details, message, submitted_by, last_checked, last_changed) \
-            SELECT value->>0, value->>1, value->>2, value->>3, value->>6, value->>7, value->>8, $2, $2 FROM json_each($1) WHERE true \
+            SELECT value->>0, value->>1, value->>2, value->>3, value->>6, value->>7, value->>8, $2, $2 FROM jsonb_each($1) WHERE true \
             ON CONFLICT (entity_ref, scope, check_id) DO UPDATE SET state = excluded.state, details = excluded.details, message = excluded.message, \
             submitted_by = excluded.submitted_by, last_checked = excluded.last_checked, last_changed = excluded.last_changed",
         "INSERT INTO check_transitions (check_id, entity_ref, scope, previous_state, state, at, seq) \
-            SELECT value->>0, value->>1, value->>2, value->>4, value->>3, $2, $3 + key + 1 FROM json_each($1) ORDER BY key",
+            SELECT value->>0, value->>1, value->>2, value->>4, value->>3, $2, $3 + key + 1 FROM jsonb_each($1) ORDER BY key",
         "INSERT INTO certifications (track_id, entity_ref, level_ordinal, scope, state, cumulative_state, last_checked, last_changed) \
-            SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, $2, $2 FROM json_each($1) WHERE true \
+            SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, $2, $2 FROM jsonb_each($1) WHERE true \
             ON CONFLICT (entity_ref, scope, track_id, level_ordinal) DO UPDATE SET state = excluded.state, cumulative_state = excluded.cumulative_state, \
             last_checked = excluded.last_checked, last_changed = excluded.last_changed",
         "INSERT INTO certification_transitions (track_id, entity_ref, level_ordinal, scope, previous_state, state, previous_cumulative_state, cumulative_state, at, seq) \
-            SELECT value->>0, value->>1, value->>2, value->>3, value->>6, value->>4, value->>7, value->>5, $2, $3 + key + 1 FROM json_each($1) ORDER BY key",
+            SELECT value->>0, value->>1, value->>2, value->>3, value->>6, value->>4, value->>7, value->>5, $2, $3 + key + 1 FROM jsonb_each($1) ORDER BY key",
     ],
     touch_results: "UPDATE check_results SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
     touch_certifications: "UPDATE certifications SET last_checked = $2 WHERE last_checked <> $2 AND (entity_ref, scope) IN (SELECT value->>0, value->>1 FROM json_each(jsonb($1)))",
@@ -126,6 +153,8 @@ pub const POSTGRES: Dialect = Dialect {
         timestamp = GREATEST(excluded.timestamp, facts.timestamp), received_at = GREATEST(excluded.received_at, facts.received_at)",
     insert_fact_history: "INSERT INTO fact_history (entity_ref, fact_ref, scope, data, timestamp, received_at) \
         SELECT value->>0, value->>1, value->>2, value->>3, (value->>4)::bigint, $2::bigint FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, idx) ORDER BY idx",
+    // An upsert may not touch a row twice here: the latest facts go in deduplicated.
+    staged_facts: None,
     create_stage: [
         "CREATE TEMP TABLE IF NOT EXISTS stage_results (idx BIGINT, check_id TEXT, entity_ref TEXT, scope TEXT, state TEXT, previous_state TEXT, event_id TEXT, details TEXT, message TEXT, submitted_by TEXT)",
         "CREATE TEMP TABLE IF NOT EXISTS stage_certifications (idx BIGINT, track_id TEXT, entity_ref TEXT, level_ordinal BIGINT, scope TEXT, state TEXT, cumulative_state TEXT, previous_state TEXT, previous_cumulative_state TEXT, event_id TEXT)",

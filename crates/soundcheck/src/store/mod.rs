@@ -20,10 +20,12 @@ mod cache;
 mod catalog;
 mod definitions;
 mod dialect;
+mod encode;
 mod jobs;
 mod read;
 mod snapshot;
 mod sql;
+mod sqlite;
 
 use std::future::Future;
 
@@ -36,6 +38,7 @@ pub use catalog::{
     CatalogStore, EntitySnapshot, ExemptionRecord, FactNeeds, FactRecord, NeededFact, Retention,
 };
 pub use definitions::{DefinitionKind, DefinitionStore};
+pub use encode::EncodedChanges;
 pub use jobs::{JobState, JobStore};
 pub use read::{ExemptionQuery, ExemptionRow, FactArrival, LevelRow, QueryStore, ResultRow};
 pub use sql::{SqlStore, create_postgres_database};
@@ -332,6 +335,18 @@ pub trait StateStore: Send + Sync {
         &self,
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<Vec<(String, String)>>> + Send;
+    /// Changes in the form this store writes them, prepared outside the transaction.
+    type Encoded: Send + Sync + 'static;
+    /// Encodes `changes` for [`Self::apply_encoded`]: a pipelined fact submission does it
+    /// while the previous one commits.
+    fn encode(&self, changes: &StateChanges) -> Self::Encoded;
+    /// [`Self::apply`] of changes encoded by [`Self::encode`].
+    fn apply_encoded(
+        &self,
+        changes: &StateChanges,
+        encoded: &Self::Encoded,
+        events: bool,
+    ) -> impl Future<Output = StoreResult<Applied>> + Send;
     /// Writes state changes, their transitions and (when `events` is on) their events in one
     /// transaction; returns the range of outbox positions written.
     fn apply(

@@ -23,6 +23,9 @@ const CACHED_SNAPSHOTS: &str = "WITH m(e, s) AS (SELECT value->>0, value->>1 FRO
     UNION ALL SELECT 4, m.e, m.s, check_id, CAST(NULL AS TEXT), expires_at, CAST(NULL AS TEXT) FROM exemptions x JOIN m ON x.entity_ref = m.e WHERE revoked = 0 \
     UNION ALL SELECT 7, '', '', '', CAST(NULL AS TEXT), state_version, CAST(NULL AS TEXT) FROM instance WHERE id = 1";
 
+/// Lookups tried before a version mismatch is taken for another writer's.
+const LOOKUPS: usize = 3;
+
 /// One pair's rows, with the raw text the cache keeps.
 #[derive(Default)]
 struct PairRows {
@@ -41,35 +44,43 @@ impl SqlStore {
         now_ms: i64,
         needs: FactNeeds<'_>,
     ) -> StoreResult<HashMap<Key, EntitySnapshot>> {
-        let lookup = cache.lookup(keys, now_ms, needs);
-        let misses: Vec<&Key> = keys
-            .iter()
-            .filter(|k| !lookup.hits.contains_key(*k))
-            .collect();
-        tracing::debug!(
-            hits = lookup.hits.len(),
-            misses = misses.len(),
-            "snapshot read through the state cache"
-        );
-        let (pairs, version) = self.read_pairs(&misses).await?;
-        if lookup.version != Some(version) && !lookup.hits.is_empty() {
-            // Someone wrote since the cache last followed: none of the hits can be trusted.
-            cache.invalidate();
-            let generation = cache.lookup(&[], now_ms, needs).generation;
-            let all: Vec<&Key> = keys.iter().collect();
-            let (pairs, version) = self.read_pairs(&all).await?;
-            return decode_and_fill(cache, pairs, generation, version, now_ms);
+        // A commit of this process may land between the lookup and the read (the next
+        // submission is read while the previous one commits): then wait for the cache to
+        // follow it and look again, rather than take it for another writer's.
+        for _ in 0..LOOKUPS {
+            let lookup = cache.lookup(keys, now_ms, needs);
+            let misses: Vec<&Key> = keys
+                .iter()
+                .filter(|k| !lookup.hits.contains_key(*k))
+                .collect();
+            tracing::debug!(
+                hits = lookup.hits.len(),
+                misses = misses.len(),
+                "snapshot read through the state cache"
+            );
+            let (pairs, version) = self.read_pairs(&misses).await?;
+            if lookup.version.is_none_or(|v| v == version) {
+                metrics::gauge!("soundcheck_state_cache_entries").set(cache.len() as f64);
+                let mut out = lookup.hits;
+                out.extend(decode_and_fill(
+                    cache,
+                    pairs,
+                    lookup.generation,
+                    version,
+                    now_ms,
+                )?);
+                return Ok(out);
+            }
+            if !cache.caught_up(version).await {
+                break;
+            }
         }
-        metrics::gauge!("soundcheck_state_cache_entries").set(cache.len() as f64);
-        let mut out = lookup.hits;
-        out.extend(decode_and_fill(
-            cache,
-            pairs,
-            lookup.generation,
-            version,
-            now_ms,
-        )?);
-        Ok(out)
+        // Someone else wrote since the cache last followed: none of it can be trusted.
+        cache.invalidate();
+        let generation = cache.lookup(&[], now_ms, needs).generation;
+        let all: Vec<&Key> = keys.iter().collect();
+        let (pairs, version) = self.read_pairs(&all).await?;
+        decode_and_fill(cache, pairs, generation, version, now_ms)
     }
 
     /// One statement: everything about `pairs` and the state version; rows grouped by pair
@@ -164,4 +175,68 @@ fn decode_and_fill(
         .into_iter()
         .map(|(key, snapshot, ..)| (key, snapshot))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{CatalogStore, FactNeeds, StateChanges};
+    use super::*;
+
+    /// A read that finds the version of this process's own commit before the cache has
+    /// followed it waits for the cache instead of dropping it.
+    #[tokio::test]
+    async fn a_read_racing_our_own_commit_keeps_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("state.db").display());
+        let store = SqlStore::open(&url).await.unwrap().with_state_cache(10);
+        let body = serde_json::json!({"kind": "Component"});
+        // Reads of one pair bypass the cache: three pairs, reads of two.
+        let refs = [
+            "component:default/a",
+            "component:default/b",
+            "component:default/c",
+        ];
+        let entities: Vec<(String, serde_json::Value)> = refs
+            .iter()
+            .map(|e| ((*e).to_string(), body.clone()))
+            .collect();
+        store.upsert_entities(&entities, 1).await.unwrap();
+        let keys: Vec<Key> = refs
+            .iter()
+            .map(|e| ((*e).to_string(), "default".to_string()))
+            .collect();
+        store.snapshots(&keys, 0, FactNeeds::All).await.unwrap();
+        let cache = store.state_cache().unwrap();
+        assert_eq!(cache.len(), 3);
+        let version = cache.lookup(&[], 0, FactNeeds::All).version.unwrap();
+
+        // Our commit to `version + 1` lands in the database; the cache follows it 50 ms later.
+        let committing = cache.committing(version + 1);
+        let Pool::Sqlite(pool) = &store.pool else {
+            panic!("a SQLite store");
+        };
+        sqlx::query("UPDATE instance SET state_version = state_version + 1")
+            .execute(pool)
+            .await
+            .unwrap();
+        let follower = async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            cache.applied(version + 1, &StateChanges::default());
+            drop(committing);
+        };
+        let (read, ()) = tokio::join!(store.snapshots(&keys[..2], 0, FactNeeds::All), follower);
+        assert!(read.unwrap()[&keys[0]].entity.is_some());
+        assert_eq!(cache.len(), 3, "every entry kept");
+
+        // A version nobody here is committing is another writer's: the cache is dropped.
+        sqlx::query("UPDATE instance SET state_version = state_version + 1")
+            .execute(pool)
+            .await
+            .unwrap();
+        store
+            .snapshots(&keys[..2], 0, FactNeeds::All)
+            .await
+            .unwrap();
+        assert_eq!(cache.len(), 2, "only what was read since");
+    }
 }

@@ -1,21 +1,16 @@
 //! [`StateStore`] on SQLite and PostgreSQL through sqlx. The SQL is shared (numbered `$n`
 //! placeholders work on both); each method body is expanded once per backend by `on_pool!`.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use soundcheck_core::events::EventParams;
 use soundcheck_core::model::{CertState, CheckState};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::SqlitePool;
 
 use super::dialect::{self, Dialect};
 use super::{
-    Applied, DeadEvent, OutboxAudit, StateChanges, StateStore, StoreError, StoreResult,
-    StoredCertification, StoredEvent, StoredResult,
+    Applied, DeadEvent, EncodedChanges, OutboxAudit, StateChanges, StateStore, StoreError,
+    StoreResult, StoredCertification, StoredEvent, StoredResult,
 };
 
 /// The migrations of one backend, embedded in the binary, in order.
@@ -98,6 +93,8 @@ pub struct SqlStore {
     event_id_prefix: u64,
     /// The in-memory copy of evaluation state (SQLite, when enabled by the service).
     pub(super) cache: Option<std::sync::Arc<super::StateCache>>,
+    /// SQLite: the one connection evaluation state is written through (`store::sqlite`).
+    writer: Option<Pool>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -109,29 +106,12 @@ impl std::fmt::Debug for SqlStore {
 impl SqlStore {
     /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        let mut writer = None;
         let pool = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .pragma("cache_size", "-131072")
-                .pragma("temp_store", "memory")
-                .pragma("wal_autocheckpoint", "10000")
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(30));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        for sql in dialect::SQLITE.create_stage {
-                            sqlx::query(sql).execute(&mut *conn).await?;
-                        }
-                        Ok(())
-                    })
-                })
-                .connect_with(options)
-                .await?;
+            let (pool, sqlite_writer) = super::sqlite::open(url).await?;
             migrator(&SQLITE_MIGRATIONS).run(&pool).await?;
-            spawn_checkpointer(pool.clone());
+            super::sqlite::spawn_checkpointer(pool.clone());
+            writer = Some(Pool::Sqlite(sqlite_writer));
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
@@ -161,6 +141,7 @@ impl SqlStore {
             dialect,
             event_id_prefix: prefix.cast_unsigned(),
             cache: None,
+            writer,
         })
     }
 
@@ -214,26 +195,6 @@ impl SqlStore {
     pub async fn ping(&self) -> bool {
         on_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.is_ok())
     }
-}
-
-/// Checkpoints the SQLite WAL in the background (passive: never blocks writers), so commits on
-/// the request path rarely pay for a checkpoint; SQLite's own auto-checkpoint stays as a
-/// backstop at 10,000 pages. Ends when the pool closes or the runtime stops.
-fn spawn_checkpointer(pool: SqlitePool) {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return;
-    }
-    tokio::spawn(async move {
-        while !pool.is_closed() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-            {
-                tracing::debug!(error = %e, "background checkpoint failed");
-            }
-        }
-    });
 }
 
 const BUMP_STATE_VERSION: &str =
@@ -403,91 +364,6 @@ const UPDATE_DETAILS: &str = "UPDATE check_results SET details = $4, submitted_b
 const INSERT_SUBMISSION: &str = "INSERT INTO result_submissions (check_id, entity_ref, scope, state, stored_state, details, submitted_by, justification, at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-/// The JSON arrays of facts for the dialect's statements: the newest per (entity, fact ref,
-/// scope) for the latest table (a statement may not update one row twice), and all of them,
-/// in order, for the history.
-fn fact_rows(facts: &[super::FactRecord]) -> (String, String) {
-    let row = |f: &super::FactRecord| {
-        serde_json::json!([
-            f.entity_ref,
-            f.fact_ref,
-            f.scope,
-            f.data.to_string(),
-            f.timestamp_ms
-        ])
-    };
-    let mut newest: std::collections::HashMap<(&str, &str, &str), &super::FactRecord> =
-        std::collections::HashMap::new();
-    for f in facts {
-        let key = (f.entity_ref.as_str(), f.fact_ref.as_str(), f.scope.as_str());
-        match newest.get(&key) {
-            Some(kept) if kept.timestamp_ms > f.timestamp_ms => {}
-            _ => {
-                newest.insert(key, f);
-            }
-        }
-    }
-    let latest: Vec<serde_json::Value> = newest.values().map(|f| row(f)).collect();
-    let history: Vec<serde_json::Value> = facts.iter().map(row).collect();
-    (
-        serde_json::Value::Array(latest).to_string(),
-        serde_json::Value::Array(history).to_string(),
-    )
-}
-
-/// The JSON array of result changes expanded by the dialect's statements.
-fn result_rows(changes: &StateChanges) -> String {
-    let rows: Vec<serde_json::Value> = changes
-        .results
-        .iter()
-        .map(|c| {
-            serde_json::json!([
-                c.result.check_id,
-                c.result.entity_ref,
-                c.result.scope,
-                c.result.state.as_str(),
-                c.previous.map(CheckState::as_str),
-                Option::<&str>::None,
-                c.details.as_ref().map(ToString::to_string),
-                c.message,
-                c.submitted_by,
-            ])
-        })
-        .collect();
-    serde_json::Value::Array(rows).to_string()
-}
-
-/// The JSON array of certification changes expanded by the dialect's statements.
-fn certification_rows(changes: &StateChanges) -> String {
-    let rows: Vec<serde_json::Value> = changes
-        .certifications
-        .iter()
-        .map(|c| {
-            let s = &c.certification;
-            serde_json::json!([
-                s.track_id,
-                s.entity_ref,
-                s.level_ordinal,
-                s.scope,
-                s.state.as_str(),
-                s.cumulative_state.as_str(),
-                c.previous_state.map(CertState::as_str),
-                c.previous_cumulative.map(CertState::as_str),
-                Option::<&str>::None,
-            ])
-        })
-        .collect();
-    serde_json::Value::Array(rows).to_string()
-}
-
-fn touch_rows(touches: &[super::Touch]) -> String {
-    let rows: Vec<[&str; 2]> = touches
-        .iter()
-        .map(|t| [t.entity_ref.as_str(), t.scope.as_str()])
-        .collect();
-    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
-}
-
 impl StateStore for SqlStore {
     async fn results_of(&self, entity_refs: &[String]) -> StoreResult<Vec<StoredResult>> {
         let refs = serde_json::to_string(entity_refs).unwrap_or_else(|_| "[]".into());
@@ -530,56 +406,60 @@ impl StateStore for SqlStore {
         })
     }
 
+    type Encoded = EncodedChanges;
+
+    fn encode(&self, changes: &StateChanges) -> EncodedChanges {
+        EncodedChanges::of(changes)
+    }
+
     async fn apply(&self, changes: &StateChanges, events: bool) -> StoreResult<Applied> {
+        self.apply_encoded(changes, &EncodedChanges::of(changes), events)
+            .await
+    }
+
+    async fn apply_encoded(
+        &self,
+        changes: &StateChanges,
+        encoded: &EncodedChanges,
+        events: bool,
+    ) -> StoreResult<Applied> {
         let d = self.dialect;
         let now = changes.now_ms;
-        let results = (!changes.results.is_empty()).then(|| result_rows(changes));
-        let certs = (!changes.certifications.is_empty()).then(|| certification_rows(changes));
-        let touched_results =
-            (!changes.touched_results.is_empty()).then(|| touch_rows(&changes.touched_results));
-        let touched_certs = (!changes.touched_certifications.is_empty())
-            .then(|| touch_rows(&changes.touched_certifications));
-        // One entity and scope (a single submission): its own statement, see the dialect.
-        let one_entity = match changes.touched_checks.as_slice() {
-            [(e, s, _), rest @ ..] if rest.iter().all(|(e2, s2, _)| e2 == e && s2 == s) => {
-                Some((e.as_str(), s.as_str()))
-            }
-            _ => None,
-        };
-        let touched_checks =
-            (!changes.touched_checks.is_empty() && one_entity.is_none()).then(|| {
-                serde_json::to_string(&changes.touched_checks).unwrap_or_else(|_| "[]".into())
-            });
-        let touched_entity_checks = one_entity.map(|(e, s)| {
-            let ids: Vec<&str> = changes
-                .touched_checks
-                .iter()
-                .map(|(_, _, c)| c.as_str())
-                .collect();
-            (
-                e,
-                s,
-                serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()),
-            )
-        });
-        let facts = (!changes.facts.is_empty()).then(|| fact_rows(&changes.facts));
-        on_pool!(&self.pool, p => {
+        let EncodedChanges {
+            facts,
+            results,
+            certifications: certs,
+            touched_results,
+            touched_certifications: touched_certs,
+            touched_checks,
+            touched_entity_checks,
+        } = encoded;
+        on_pool!(self.writer.as_ref().unwrap_or(&self.pool), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             let lock = d.lock_event_log.filter(|_| events);
             if let Some(lock) = lock.filter(|_| !changes.disjoint) {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
-            if let Some((latest, history)) = &facts {
-                sqlx::query(d.upsert_facts).bind(latest.as_str()).bind(now).execute(&mut *tx).await?;
-                sqlx::query(d.insert_fact_history).bind(history.as_str()).bind(now).execute(&mut *tx).await?;
+            match (facts, &d.staged_facts) {
+                (Some((_, history)), Some(staged)) => {
+                    sqlx::query(staged.clear).execute(&mut *tx).await?;
+                    sqlx::query(staged.stage).bind(history.as_str()).execute(&mut *tx).await?;
+                    sqlx::query(staged.upsert).bind(now).execute(&mut *tx).await?;
+                    sqlx::query(staged.history).bind(now).execute(&mut *tx).await?;
+                }
+                (Some((latest, history)), None) => {
+                    sqlx::query(d.upsert_facts).bind(latest.as_str()).bind(now).execute(&mut *tx).await?;
+                    sqlx::query(d.insert_fact_history).bind(history.as_str()).bind(now).execute(&mut *tx).await?;
+                }
+                (None, _) => {}
             }
             for (sql, rows) in [(d.touch_results, &touched_results), (d.touch_certifications, &touched_certs), (d.touch_result_checks, &touched_checks)] {
                 if let Some(rows) = rows {
                     sqlx::query(sql).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
                 }
             }
-            if let Some((entity_ref, scope, ids)) = &touched_entity_checks {
-                sqlx::query(d.touch_entity_checks).bind(ids.as_str()).bind(now).bind(*entity_ref).bind(*scope).execute(&mut *tx).await?;
+            if let Some((entity_ref, scope, ids)) = touched_entity_checks {
+                sqlx::query(d.touch_entity_checks).bind(ids.as_str()).bind(now).bind(entity_ref.as_str()).bind(scope.as_str()).execute(&mut *tx).await?;
             }
             // The current states first: they need no outbox position, so disjoint writers
             // (blocks of a batch run on PostgreSQL) only wait for each other from here on.
@@ -647,6 +527,8 @@ impl StateStore for SqlStore {
                     .fetch_one(&mut *tx).await?.try_get(0)?),
                 None => None,
             };
+            // A read finding this version before `applied` below waits for it.
+            let _committing = self.cache.as_deref().zip(version).map(|(cache, v)| cache.committing(v));
             tx.commit().await?;
             if let (Some(cache), Some(version)) = (&self.cache, version) {
                 cache.applied(version, changes);

@@ -355,3 +355,51 @@ async fn unchanged_results_move_only_the_last_checked_time_of_what_was_re_evalua
         assert_eq!(times(&store, &engine, a).await.len(), 3, "{}", backend.name);
     }
 }
+
+/// Several copies of one fact in one submission: the newest is kept (the later of equal
+/// timestamps), whatever their order, and every copy goes to the history.
+#[tokio::test]
+async fn copies_of_one_fact_in_a_submission_keep_the_newest() {
+    let loaded =
+        soundcheck_core::config::load_str("c.yaml", CONFIG, Path::new("."), &|_| None).unwrap();
+    let engine = Arc::new(Engine::new(&loaded.config));
+    for b in backends::all().await {
+        let store = b.store.clone();
+        let live = LiveState::new(engine.clone(), store.clone(), None);
+        store
+            .upsert_entities(
+                &[("component:default/a".into(), json!({"kind": "Component"}))],
+                1,
+            )
+            .await
+            .unwrap();
+        let repo = |n: i64, ts: i64| fact("github:default/repo", json!({"n": n}), ts);
+        live.submit_facts(vec![repo(1, 5), repo(2, 7), repo(3, 7), repo(4, 6)])
+            .await
+            .unwrap();
+        // Older than the stored copy: kept in the history only.
+        live.submit_facts(vec![repo(5, 6)]).await.unwrap();
+        let key = ("component:default/a".to_string(), "default".to_string());
+        let snapshots = store
+            .snapshots(
+                std::slice::from_ref(&key),
+                0,
+                soundcheck::store::FactNeeds::All,
+            )
+            .await
+            .unwrap();
+        let facts = &snapshots[&key].facts;
+        assert_eq!(
+            facts,
+            &vec![("github:default/repo".to_string(), json!({"n": 3}), 7)],
+            "{}",
+            b.name
+        );
+        let one_kept = Retention {
+            max_age_ms: None,
+            max_per_fact: Some(1),
+        };
+        let removed = store.prune_facts(one_kept, 0).await.unwrap();
+        assert_eq!(removed, 4, "{}: every copy was in the history", b.name);
+    }
+}

@@ -1,0 +1,123 @@
+//! SQLite connections: the settings every connection gets, the one connection state writes
+//! go through, and the background WAL checkpointer.
+//!
+//! Fact ingestion writes a few thousand rows about random entities per transaction, so each
+//! transaction dirties about one page per row. What keeps that fast (measured in
+//! BENCHMARKS.md § 5):
+//! - small pages (1 KiB for new files): every dirty page is copied into the WAL at commit
+//!   and again into the database file at checkpoint, so bytes written scale with page size;
+//! - one writer connection with a large page cache, so the pages a write needs are in
+//!   memory rather than read back from the file;
+//! - checkpoints in the background, every few milliseconds while the WAL grows, so commits
+//!   rarely copy pages themselves; SQLite's own auto-checkpoint stays as a backstop, at
+//!   128 MiB of WAL (a commit that runs it waits for two `fsync`s).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+
+use super::StoreResult;
+use super::dialect;
+
+/// Page size of new database files (existing files keep theirs).
+const PAGE_SIZE: u32 = 1024;
+/// Page cache of each reading connection.
+const READER_CACHE_KIB: u32 = 128 * 1024;
+/// Page cache of the writer connection: it only grows as pages are used, up to this.
+const WRITER_CACHE_KIB: u32 = 1024 * 1024;
+/// WAL size at which a committing connection checkpoints itself, if the background
+/// checkpointer has fallen behind.
+const AUTOCHECKPOINT_BYTES: i64 = 128 * 1024 * 1024;
+/// Background checkpoint interval while the WAL holds pages not yet copied, and when idle.
+const CHECKPOINT_BUSY: Duration = Duration::from_millis(20);
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(200);
+
+/// The reading pool (also used for writes other than evaluation state) and the writer
+/// connection of the SQLite file at `url`, created if missing. Migrations are the caller's.
+pub(super) async fn open(url: &str) -> StoreResult<(SqlitePool, SqlitePool)> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .page_size(PAGE_SIZE)
+        .pragma("temp_store", "memory")
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30));
+    let readers = SqlitePoolOptions::new()
+        .max_connections(4)
+        .after_connect(|conn, _| Box::pin(async move { prepare(conn).await }))
+        .connect_with(
+            options
+                .clone()
+                .pragma("cache_size", format!("-{READER_CACHE_KIB}")),
+        )
+        .await?;
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        // One connection, always the same: checking it on every write would cost a round
+        // trip to its thread per transaction.
+        .test_before_acquire(false)
+        .after_connect(|conn, _| Box::pin(async move { prepare(conn).await }))
+        .connect_lazy_with(options.pragma("cache_size", format!("-{WRITER_CACHE_KIB}")));
+    Ok((readers, writer))
+}
+
+/// Per connection: the staging tables of bulk writes, and an auto-checkpoint threshold in
+/// bytes whatever the file's page size.
+async fn prepare(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    let staged_facts = dialect::SQLITE.staged_facts.as_ref().map(|s| s.create);
+    for sql in dialect::SQLITE.create_stage.into_iter().chain(staged_facts) {
+        sqlx::query(sql).execute(&mut *conn).await?;
+    }
+    let page_size: i64 = sqlx::query("PRAGMA page_size")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    let pages = AUTOCHECKPOINT_BYTES / page_size.max(512);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA wal_autocheckpoint = {pages}"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Checkpoints the WAL in the background (passive: never blocks writers), often while it
+/// holds pages not yet copied. Ends when the pool closes or the runtime stops.
+pub(super) fn spawn_checkpointer(pool: SqlitePool) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut pause = CHECKPOINT_IDLE;
+        // (pages in the WAL, pages copied) after the previous pass.
+        let mut last = (-1, -1);
+        while !pool.is_closed() {
+            tokio::time::sleep(pause).await;
+            let pass = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await
+                .and_then(|row| Ok((row.try_get::<i64, _>(1)?, row.try_get::<i64, _>(2)?)));
+            pause = match pass {
+                // Busy while the WAL moves or holds pages not yet copied.
+                Ok((log, copied)) => {
+                    let busy = (log, copied) != last || copied < log;
+                    last = (log, copied);
+                    if busy {
+                        CHECKPOINT_BUSY
+                    } else {
+                        CHECKPOINT_IDLE
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "background checkpoint failed");
+                    CHECKPOINT_IDLE
+                }
+            };
+        }
+    });
+}
