@@ -9,6 +9,10 @@
 //! the same file, or one whose drop raced a read, is noticed and the copy is dropped.
 
 use std::collections::HashMap;
+
+/// The cache's own maps, looked up a few thousand times per batch by entity ref: foldhash
+/// (seeded per process) costs a fraction of the default SipHash there.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use soundcheck_core::model::{CertState, CheckState};
@@ -26,13 +30,13 @@ struct Entry {
     /// Exemptions not revoked: (check, expiry in ms).
     exemptions: Vec<(u32, Option<i64>)>,
     /// Latest facts: (fact ref, timestamp in ms, data as JSON).
-    facts: Vec<(u32, i64, Box<str>)>,
+    facts: Vec<(u32, i64, Arc<str>)>,
 }
 
 /// Check ids, track ids and fact refs, each stored once.
 #[derive(Debug, Default)]
 struct Names {
-    ids: HashMap<Arc<str>, u32>,
+    ids: FastMap<Arc<str>, u32>,
     names: Vec<Arc<str>>,
 }
 
@@ -47,17 +51,13 @@ impl Names {
         self.ids.insert(name, id);
         id
     }
-
-    fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map_or("", |n| n)
-    }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<Key, Entry>,
+    entries: FastMap<Key, Entry>,
     /// Entity bodies as JSON, by entity ref (an entry is used only with its body).
-    bodies: HashMap<String, Box<str>>,
+    bodies: FastMap<String, Arc<str>>,
     names: Names,
     /// Bumped by every change to `entries` other than a fill, so a fill computed from a read
     /// that started before the change is refused.
@@ -175,24 +175,35 @@ impl StateCache {
 
     /// Snapshots of the pairs of `keys` held, with exemptions active at `now_ms` and the facts
     /// `needs` asks for. A body or fact that no longer parses is left to the database read.
+    /// The entries are copied under the lock and decoded after it, so a commit following
+    /// its changes (`applied`) never waits for a batch's JSON to be parsed.
     pub(super) fn lookup(&self, keys: &[Key], now_ms: i64, needs: FactNeeds<'_>) -> Lookup {
         let inner = self.lock();
-        let hits = keys
+        let held: Vec<(&Key, Entry, Arc<str>)> = keys
             .iter()
             .filter_map(|key| {
                 let entry = inner.entries.get(key)?;
                 let body = inner.bodies.get(&key.0)?;
+                Some((key, entry.clone(), Arc::clone(body)))
+            })
+            .collect();
+        let names = inner.names.names.clone();
+        let (generation, version) = (inner.generation, inner.version);
+        drop(inner);
+        let hits = held
+            .into_iter()
+            .filter_map(|(key, entry, body)| {
                 let wanted = match needs {
                     FactNeeds::All => None,
                     FactNeeds::Only(needs) => Some(needs.get(key).map_or(&[][..], Vec::as_slice)),
                 };
-                Some((key.clone(), hit_of(&inner, entry, body, wanted, now_ms)?))
+                Some((key.clone(), hit_of(&names, &entry, &body, wanted, now_ms)?))
             })
             .collect();
         Lookup {
             hits,
-            generation: inner.generation,
-            version: inner.version,
+            generation,
+            version,
         }
     }
 
@@ -225,7 +236,7 @@ impl StateCache {
             inner.entries.insert(fill.key.clone(), entry);
             inner
                 .bodies
-                .insert(fill.key.0.clone(), fill.body.to_string().into_boxed_str());
+                .insert(fill.key.0.clone(), Arc::from(fill.body));
         }
     }
 
@@ -272,7 +283,7 @@ impl StateCache {
         for fact in &changes.facts {
             if let Some(entry) = entries.get_mut(&(fact.entity_ref.clone(), fact.scope.clone())) {
                 let id = names.id(&fact.fact_ref);
-                let data = fact.data.to_string().into_boxed_str();
+                let data: Arc<str> = Arc::from(fact.data.to_string());
                 match entry.facts.iter_mut().find(|(f, _, _)| *f == id) {
                     Some(slot) if slot.1 <= fact.timestamp_ms => {
                         (slot.1, slot.2) = (fact.timestamp_ms, data);
@@ -322,13 +333,13 @@ fn drop_all(inner: &mut Inner) {
 
 /// The snapshot of one entry: `None` when its body or a wanted fact no longer parses.
 fn hit_of(
-    inner: &Inner,
+    names: &[Arc<str>],
     entry: &Entry,
     body: &str,
     wanted: Option<&[NeededFact]>,
     now_ms: i64,
 ) -> Option<EntitySnapshot> {
-    let names = &inner.names;
+    let name = |id: u32| names.get(id as usize).map_or("", |n| n);
     // Only stored copies newer than the submitted one matter (see `FactNeeds::Only`).
     let needed = |fact_ref: &str, stored_ms: i64| {
         wanted.is_none_or(|wanted| {
@@ -339,7 +350,7 @@ fn hit_of(
     };
     let mut facts = Vec::new();
     for (f, t, data) in &entry.facts {
-        let fact_ref = names.name(*f);
+        let fact_ref = name(*f);
         if needed(fact_ref, *t) {
             facts.push((fact_ref.to_string(), serde_json::from_str(data).ok()?, *t));
         }
@@ -350,18 +361,18 @@ fn hit_of(
         results: entry
             .results
             .iter()
-            .map(|(c, s)| (names.name(*c).to_string(), *s))
+            .map(|(c, s)| (name(*c).to_string(), *s))
             .collect(),
         certifications: entry
             .levels
             .iter()
-            .map(|(t, l, s, c)| ((names.name(*t).to_string(), *l), (*s, *c)))
+            .map(|(t, l, s, c)| ((name(*t).to_string(), *l), (*s, *c)))
             .collect(),
         exempt: entry
             .exemptions
             .iter()
             .filter(|(_, expires)| expires.is_none_or(|at| at > now_ms))
-            .map(|(c, _)| names.name(*c).to_string())
+            .map(|(c, _)| name(*c).to_string())
             .collect(),
     })
 }
@@ -387,7 +398,7 @@ fn entry_of(names: &mut Names, fill: &Fill<'_>) -> Entry {
         facts: fill
             .facts
             .iter()
-            .map(|(f, t, data)| (names.id(f), *t, data.clone().into_boxed_str()))
+            .map(|(f, t, data)| (names.id(f), *t, Arc::from(data.as_str())))
             .collect(),
     }
 }
