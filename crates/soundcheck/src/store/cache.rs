@@ -139,7 +139,7 @@ impl StateCache {
         }
     }
 
-    /// Whether the entries reflect `version`, found in the database by a read: when a commit
+    /// Whether the entries reflect `version` (or later), found in the database by a read: when a commit
     /// of this process is bringing it, after waiting for that commit to end. `false` means
     /// someone else wrote (or the commit was not followed): the entries cannot be trusted.
     pub(super) async fn caught_up(&self, version: i64) -> bool {
@@ -149,7 +149,8 @@ impl StateCache {
             settled.as_mut().enable();
             {
                 let inner = self.lock();
-                if inner.version == Some(version) {
+                // Beyond it is as good: the caller looks up again and compares again.
+                if inner.version.is_some_and(|v| v >= version) {
                     return true;
                 }
                 if !inner.committing.contains(&version) {

@@ -9,7 +9,8 @@ use super::{FactRecord, StateChanges, Touch};
 /// The changes of one `apply`, ready to bind; `None` where there is nothing to write.
 #[derive(Debug, Default)]
 pub struct EncodedChanges {
-    /// Latest facts (the newest per key, in key order) and the history (every fact, in order).
+    /// Latest facts (the newest per key, in key order; empty when the store writes the
+    /// latest table from the history rows) and the history (every fact, in order).
     pub(super) facts: Option<(String, String)>,
     pub(super) results: Option<String>,
     pub(super) certifications: Option<String>,
@@ -22,8 +23,9 @@ pub struct EncodedChanges {
 }
 
 impl EncodedChanges {
-    /// Encodes what `changes` writes.
-    pub fn of(changes: &StateChanges) -> Self {
+    /// Encodes what `changes` writes; `latest`: whether the newest facts per key are needed
+    /// apart from the history.
+    pub fn of(changes: &StateChanges, latest: bool) -> Self {
         let one_entity = match changes.touched_checks.as_slice() {
             [(e, s, _), rest @ ..] if rest.iter().all(|(e2, s2, _)| e2 == e && s2 == s) => {
                 Some((e, s))
@@ -39,7 +41,7 @@ impl EncodedChanges {
             (e.clone(), s.clone(), to_json(&ids))
         });
         Self {
-            facts: (!changes.facts.is_empty()).then(|| fact_rows(&changes.facts)),
+            facts: (!changes.facts.is_empty()).then(|| fact_rows(&changes.facts, latest)),
             results: (!changes.results.is_empty()).then(|| result_rows(changes)),
             certifications: (!changes.certifications.is_empty())
                 .then(|| certification_rows(changes)),
@@ -65,7 +67,7 @@ type FactRow<'a> = (&'a str, &'a str, &'a str, String, i64);
 /// The newest per (entity, fact ref, scope) for the latest table (a statement may not update
 /// one row twice), in key order so the table's B-tree is walked forwards; and every fact, in
 /// order, for the history.
-fn fact_rows(facts: &[FactRecord]) -> (String, String) {
+fn fact_rows(facts: &[FactRecord], latest: bool) -> (String, String) {
     let history: Vec<FactRow<'_>> = facts
         .iter()
         .map(|f| {
@@ -78,6 +80,9 @@ fn fact_rows(facts: &[FactRecord]) -> (String, String) {
             )
         })
         .collect();
+    if !latest {
+        return (String::new(), to_json(&history));
+    }
     let mut newest: std::collections::BTreeMap<(&str, &str, &str), usize> =
         std::collections::BTreeMap::new();
     for (i, f) in facts.iter().enumerate() {
@@ -174,7 +179,8 @@ mod tests {
             ],
             ..Default::default()
         };
-        let (latest, history) = EncodedChanges::of(&changes).facts.unwrap();
+        assert_eq!(EncodedChanges::of(&changes, false).facts.unwrap().0, "");
+        let (latest, history) = EncodedChanges::of(&changes, true).facts.unwrap();
         let latest: Value = serde_json::from_str(&latest).unwrap();
         assert_eq!(
             latest,
@@ -207,7 +213,7 @@ mod tests {
 
     #[test]
     fn nothing_to_write_encodes_nothing() {
-        let encoded = EncodedChanges::of(&StateChanges::default());
+        let encoded = EncodedChanges::of(&StateChanges::default(), true);
         assert!(encoded.facts.is_none() && encoded.results.is_none());
         assert!(encoded.certifications.is_none() && encoded.touched_checks.is_none());
         assert!(encoded.touched_entity_checks.is_none());

@@ -340,7 +340,8 @@ pub trait StateStore: Send + Sync {
     /// Encodes `changes` for [`Self::apply_encoded`]: a pipelined fact submission does it
     /// while the previous one commits.
     fn encode(&self, changes: &StateChanges) -> Self::Encoded;
-    /// [`Self::apply`] of changes encoded by [`Self::encode`].
+    /// [`Self::apply`] of changes encoded by [`Self::encode`]: `encoded` must be
+    /// `encode(changes)` (the database gets `encoded`, caches follow `changes`).
     fn apply_encoded(
         &self,
         changes: &StateChanges,

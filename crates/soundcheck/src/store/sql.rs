@@ -409,11 +409,11 @@ impl StateStore for SqlStore {
     type Encoded = EncodedChanges;
 
     fn encode(&self, changes: &StateChanges) -> EncodedChanges {
-        EncodedChanges::of(changes)
+        EncodedChanges::of(changes, self.dialect.staged_facts.is_none())
     }
 
     async fn apply(&self, changes: &StateChanges, events: bool) -> StoreResult<Applied> {
-        self.apply_encoded(changes, &EncodedChanges::of(changes), events)
+        self.apply_encoded(changes, &self.encode(changes), events)
             .await
     }
 

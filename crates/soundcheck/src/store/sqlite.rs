@@ -58,9 +58,11 @@ pub(super) async fn open(url: &str) -> StoreResult<(SqlitePool, SqlitePool)> {
         .await?;
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
-        // One connection, always the same: checking it on every write would cost a round
-        // trip to its thread per transaction.
+        // One connection, always the same, kept with its page cache warm; no ping before
+        // each write (sqlx still checks it when a write gives it back).
         .test_before_acquire(false)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .after_connect(|conn, _| Box::pin(async move { prepare(conn).await }))
         .connect_lazy_with(options.pragma("cache_size", format!("-{WRITER_CACHE_KIB}")));
     Ok((readers, writer))
