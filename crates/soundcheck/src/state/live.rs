@@ -17,7 +17,7 @@ use crate::store::{
     CatalogStore, CertificationChange, FactRecord, ResultChange, StateChanges, StateStore,
     StoreError, StoreResult, StoredCertification, StoredResult,
 };
-use crate::store::{EntitySnapshot, FactNeeds, NeededFact};
+use crate::store::{EntitySnapshot, FactNeeds, NeededFact, SnapshotMap};
 
 /// The built-in catalog collector's fact.
 const ENTITY_DESCRIPTOR: &str = crate::batch::ENTITY_DESCRIPTOR;
@@ -288,7 +288,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         }
         let view = SlotFacts { table, data: &data };
         let admissions = engine.admissions(entity);
-        let mut states: HashMap<usize, Option<CheckState>> = HashMap::new();
+        let mut states: SnapshotMap<usize, Option<CheckState>> = SnapshotMap::default();
         let mut changes = StateChanges {
             now_ms: chrono::Utc::now().timestamp_millis(),
             ..Default::default()
@@ -389,11 +389,10 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
                 continue;
             };
             let track_id = engine.track_id(track);
+            let mut key: (Arc<str>, u32) = (Arc::from(track_id), 0);
             for level in levels {
-                let previous = snapshot
-                    .certifications
-                    .get(&(track_id.to_string(), level.level_ordinal))
-                    .copied();
+                key.1 = level.level_ordinal;
+                let previous = snapshot.certifications.get(&key).copied();
                 if previous != Some((level.state, level.cumulative_state)) {
                     changes.certifications.push(CertificationChange {
                         certification: StoredCertification {

@@ -188,10 +188,11 @@ impl Overlay {
             };
             for changes in batches {
                 for (check, state) in &changes.results {
-                    snapshot.results.insert(check.clone(), *state);
+                    snapshot.results.insert(Arc::from(check.as_str()), *state);
                 }
-                for (level, states) in &changes.certifications {
-                    snapshot.certifications.insert(level.clone(), *states);
+                for ((track, level), states) in &changes.certifications {
+                    let level = (Arc::from(track.as_str()), *level);
+                    snapshot.certifications.insert(level, *states);
                 }
                 // After the stored copies: on equal timestamps the later write wins.
                 snapshot.facts.extend(changes.facts.iter().cloned());

@@ -84,7 +84,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             let mut changed = Vec::new();
             for r in group {
                 let check_id = self.engine.check_id(r.check).to_string();
-                let previous = snapshot.results.get(&check_id).copied();
+                let previous = snapshot.results.get(check_id.as_str()).copied();
                 let keep = preserve_on_error
                     && r.state == CheckState::Error
                     && previous.is_some_and(|p| p != CheckState::Error);

@@ -1,6 +1,6 @@
 //! The SQLite store's in-memory copy of what incremental evaluation reads about an entity:
-//! its body, its latest facts, check states, certification levels and exemptions (bodies and
-//! fact data kept as JSON text, parsed when used). A batch of fact submissions about entities
+//! its body (parsed, shared with the snapshots it hands out), its latest facts (as JSON text,
+//! parsed when used), check states, certification levels and exemptions. A batch of fact submissions about entities
 //! it holds then reads nothing from the database but the state version.
 //!
 //! The copy is kept exact rather than fresh-enough: `apply` updates it from the changes it
@@ -15,6 +15,7 @@ use std::collections::HashMap;
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde_json::Value;
 use soundcheck_core::model::{CertState, CheckState};
 
 use super::{EntitySnapshot, FactNeeds, NeededFact, StateChanges};
@@ -56,8 +57,8 @@ impl Names {
 #[derive(Debug, Default)]
 struct Inner {
     entries: FastMap<Key, Entry>,
-    /// Entity bodies as JSON, by entity ref (an entry is used only with its body).
-    bodies: FastMap<String, Arc<str>>,
+    /// Entity bodies, by entity ref (an entry is used only with its body).
+    bodies: FastMap<String, Arc<Value>>,
     names: Names,
     /// Bumped by every change to `entries` other than a fill, so a fill computed from a read
     /// that started before the change is refused.
@@ -78,12 +79,11 @@ pub(super) struct Lookup {
     pub version: Option<i64>,
 }
 
-/// What a database read found for an (entity, scope) the cache did not hold.
+/// What a database read found for an (entity, scope) the cache did not hold (the body is
+/// the snapshot's).
 pub(super) struct Fill<'a> {
     pub key: &'a Key,
     pub snapshot: &'a EntitySnapshot,
-    /// The body as stored.
-    pub body: &'a str,
     /// Every latest fact: (fact ref, timestamp, data as stored).
     pub facts: &'a [(String, i64, String)],
     /// Exemptions not revoked, with their expiry.
@@ -175,12 +175,12 @@ impl StateCache {
     }
 
     /// Snapshots of the pairs of `keys` held, with exemptions active at `now_ms` and the facts
-    /// `needs` asks for. A body or fact that no longer parses is left to the database read.
-    /// The entries are copied under the lock and decoded after it, so a commit following
-    /// its changes (`applied`) never waits for a batch's JSON to be parsed.
+    /// `needs` asks for. A fact that no longer parses is left to the database read. The
+    /// entries are copied under the lock and decoded after it, so a commit following its
+    /// changes (`applied`) never waits for a batch's JSON to be parsed.
     pub(super) fn lookup(&self, keys: &[Key], now_ms: i64, needs: FactNeeds<'_>) -> Lookup {
         let inner = self.lock();
-        let held: Vec<(&Key, Entry, Arc<str>)> = keys
+        let held: Vec<(&Key, Entry, Arc<Value>)> = keys
             .iter()
             .filter_map(|key| {
                 let entry = inner.entries.get(key)?;
@@ -198,7 +198,7 @@ impl StateCache {
                     FactNeeds::All => None,
                     FactNeeds::Only(needs) => Some(needs.get(key).map_or(&[][..], Vec::as_slice)),
                 };
-                Some((key.clone(), hit_of(&names, &entry, &body, wanted, now_ms)?))
+                Some((key.clone(), hit_of(&names, &entry, body, wanted, now_ms)?))
             })
             .collect();
         Lookup {
@@ -228,16 +228,14 @@ impl StateCache {
             inner.bodies.clear();
             inner.names = Names::default();
         }
-        for fill in fills
+        for (fill, body) in fills
             .iter()
-            .filter(|f| f.snapshot.entity.is_some())
+            .filter_map(|f| Some((f, f.snapshot.entity.as_ref()?)))
             .take(self.capacity)
         {
             let entry = entry_of(&mut inner.names, fill);
             inner.entries.insert(fill.key.clone(), entry);
-            inner
-                .bodies
-                .insert(fill.key.0.clone(), Arc::from(fill.body));
+            inner.bodies.insert(fill.key.0.clone(), Arc::clone(body));
         }
     }
 
@@ -332,15 +330,21 @@ fn drop_all(inner: &mut Inner) {
     inner.version = None;
 }
 
-/// The snapshot of one entry: `None` when its body or a wanted fact no longer parses.
+/// The snapshot of one entry: `None` when a wanted fact no longer parses.
 fn hit_of(
     names: &[Arc<str>],
     entry: &Entry,
-    body: &str,
+    body: Arc<Value>,
     wanted: Option<&[NeededFact]>,
     now_ms: i64,
 ) -> Option<EntitySnapshot> {
     let name = |id: u32| names.get(id as usize).map_or("", |n| n);
+    let shared = |id: u32| {
+        names
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
+    };
     // Only stored copies newer than the submitted one matter (see `FactNeeds::Only`).
     let needed = |fact_ref: &str, stored_ms: i64| {
         wanted.is_none_or(|wanted| {
@@ -357,17 +361,17 @@ fn hit_of(
         }
     }
     Some(EntitySnapshot {
-        entity: Some(serde_json::from_str(body).ok()?),
+        entity: Some(body),
         facts,
         results: entry
             .results
             .iter()
-            .map(|(c, s)| (name(*c).to_string(), *s))
+            .map(|(c, s)| (shared(*c), *s))
             .collect(),
         certifications: entry
             .levels
             .iter()
-            .map(|(t, l, s, c)| ((name(*t).to_string(), *l), (*s, *c)))
+            .map(|(t, l, s, c)| ((shared(*t), *l), (*s, *c)))
             .collect(),
         exempt: entry
             .exemptions

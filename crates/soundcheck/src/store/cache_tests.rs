@@ -11,8 +11,8 @@ fn key(e: &str) -> Key {
 
 fn snapshot(state: CheckState) -> EntitySnapshot {
     EntitySnapshot {
-        entity: Some(serde_json::json!({})),
-        results: HashMap::from([("c1".to_string(), state)]),
+        entity: Some(Arc::new(serde_json::json!({}))),
+        results: [(Arc::from("c1"), state)].into_iter().collect(),
         ..Default::default()
     }
 }
@@ -39,7 +39,7 @@ fn change(e: &str, state: CheckState) -> StateChanges {
     }
 }
 
-/// A fill with an empty body and no exemptions.
+/// A fill with no exemptions.
 fn plain_fill<'a>(
     key: &'a Key,
     snapshot: &'a EntitySnapshot,
@@ -48,7 +48,6 @@ fn plain_fill<'a>(
     Fill {
         key,
         snapshot,
-        body: "{}",
         facts,
         exemptions: &[],
     }
@@ -66,11 +65,11 @@ fn a_fill_at_the_known_version_is_served_and_follows_applied_changes() {
     let cache = StateCache::new(10);
     let k = key("component:default/a");
     let l = cache.lookup(std::slice::from_ref(&k), 0, FactNeeds::All);
-    let (snap, facts) = (snapshot(CheckState::Failed), stored_facts());
+    let (mut snap, facts) = (snapshot(CheckState::Failed), stored_facts());
+    snap.entity = Some(Arc::new(serde_json::json!({"kind": "Component"})));
     let fills = [Fill {
         key: &k,
         snapshot: &snap,
-        body: r#"{"kind":"Component"}"#,
         facts: &facts,
         exemptions: &[("c1".into(), Some(100))],
     }];
@@ -78,7 +77,11 @@ fn a_fill_at_the_known_version_is_served_and_follows_applied_changes() {
     let hit = get(&cache, &k, 50).unwrap();
     assert_eq!(hit.results["c1"], CheckState::Failed);
     assert_eq!(hit.exempt, vec!["c1".to_string()]);
-    assert_eq!(hit.entity, Some(serde_json::json!({"kind": "Component"})));
+    // The body read from the database is shared, not copied.
+    assert!(Arc::ptr_eq(
+        hit.entity.as_ref().unwrap(),
+        snap.entity.as_ref().unwrap()
+    ));
     assert_eq!(
         hit.facts,
         vec![(REPO.to_string(), serde_json::json!({"stars": 1}), 5)]

@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 use soundcheck_core::model::{CertState, CheckState};
@@ -64,17 +65,22 @@ pub struct ExemptionRecord {
     pub revoked: bool,
 }
 
+/// The maps of a snapshot, looked up for every check and level of each entity a batch
+/// evaluates: foldhash (seeded per process) costs a fraction of the default SipHash there.
+pub type SnapshotMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// What incremental evaluation reads about one entity in one scope, in one round trip.
+/// Bodies and names are shared (`Arc`) so the state cache hands them out without copying.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EntitySnapshot {
     /// The entity body; `None` when the entity is not in the catalog.
-    pub entity: Option<Value>,
+    pub entity: Option<Arc<Value>>,
     /// The latest facts: (fact ref, data, timestamp).
     pub facts: Vec<(String, Value, i64)>,
     /// Stored check states by check id.
-    pub results: HashMap<String, CheckState>,
+    pub results: SnapshotMap<Arc<str>, CheckState>,
     /// Stored certification states by (track id, level): (state, cumulative state).
-    pub certifications: HashMap<(String, u32), (CertState, CertState)>,
+    pub certifications: SnapshotMap<(Arc<str>, u32), (CertState, CertState)>,
     /// Checks with an active exemption.
     pub exempt: Vec<String>,
 }
@@ -245,7 +251,8 @@ pub(super) fn snapshot_from(rows: Vec<SnapshotRow>) -> StoreResult<EntitySnapsho
     for (kind, a, b, c, d) in rows {
         match kind {
             0 => {
-                snap.entity = Some(serde_json::from_str(&a).map_err(|e| corrupt("entity body", e))?)
+                let body = serde_json::from_str(&a).map_err(|e| corrupt("entity body", e))?;
+                snap.entity = Some(Arc::new(body));
             }
             1 => {
                 let data = serde_json::from_str(b.as_deref().unwrap_or("null"))
@@ -253,13 +260,14 @@ pub(super) fn snapshot_from(rows: Vec<SnapshotRow>) -> StoreResult<EntitySnapsho
                 snap.facts.push((a, data, c.unwrap_or(i64::MIN)));
             }
             2 => {
-                snap.results.insert(a, state(b)?);
+                snap.results.insert(Arc::from(a), state(b)?);
             }
             3 => {
                 let level = c
                     .and_then(|l| u32::try_from(l).ok())
                     .ok_or_else(|| corrupt("level ordinal", "missing"))?;
-                snap.certifications.insert((a, level), (cert(b)?, cert(d)?));
+                snap.certifications
+                    .insert((Arc::from(a), level), (cert(b)?, cert(d)?));
             }
             // Kinds 5 and 6: every result / level of the entity in one string (many-entity
             // reads), records separated by U+001E and fields by U+001F.
@@ -269,7 +277,7 @@ pub(super) fn snapshot_from(rows: Vec<SnapshotRow>) -> StoreResult<EntitySnapsho
                         .split_once('\u{1f}')
                         .ok_or_else(|| corrupt("result record", record))?;
                     snap.results
-                        .insert(check.to_string(), state(Some(state_text.to_string()))?);
+                        .insert(Arc::from(check), state(Some(state_text.to_string()))?);
                 }
             }
             6 => {
@@ -280,7 +288,7 @@ pub(super) fn snapshot_from(rows: Vec<SnapshotRow>) -> StoreResult<EntitySnapsho
                     };
                     let level: u32 = level.parse().map_err(|_| corrupt("level ordinal", level))?;
                     snap.certifications.insert(
-                        (track.to_string(), level),
+                        (Arc::from(track), level),
                         (cert(Some(s.to_string()))?, cert(Some(c.to_string()))?),
                     );
                 }

@@ -36,6 +36,7 @@ use soundcheck_core::model::{CertState, CheckState};
 pub use cache::StateCache;
 pub use catalog::{
     CatalogStore, EntitySnapshot, ExemptionRecord, FactNeeds, FactRecord, NeededFact, Retention,
+    SnapshotMap,
 };
 pub use definitions::{DefinitionKind, DefinitionStore};
 pub use encode::EncodedChanges;

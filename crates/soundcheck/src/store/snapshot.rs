@@ -30,7 +30,6 @@ const LOOKUPS: usize = 3;
 #[derive(Default)]
 struct PairRows {
     rows: Vec<SnapshotRow>,
-    body: String,
     facts: Vec<(String, i64, String)>,
     exemptions: Vec<(String, Option<i64>)>,
 }
@@ -126,7 +125,6 @@ impl SqlStore {
                     pair.exemptions.push((a, c));
                     continue;
                 }
-                0 => pair.body.clone_from(&a),
                 1 => pair.facts.push((
                     a.clone(),
                     c.unwrap_or(i64::MIN),
@@ -158,14 +156,13 @@ fn decode_and_fill(
             .filter(|(_, expires)| expires.is_none_or(|at| at > now_ms))
             .map(|(c, _)| c.clone())
             .collect();
-        decoded.push((key, snapshot, pair.body, pair.facts, pair.exemptions));
+        decoded.push((key, snapshot, pair.facts, pair.exemptions));
     }
     let fills: Vec<Fill<'_>> = decoded
         .iter()
-        .map(|(key, snapshot, body, facts, exemptions)| Fill {
+        .map(|(key, snapshot, facts, exemptions)| Fill {
             key,
             snapshot,
-            body,
             facts,
             exemptions,
         })
