@@ -1,7 +1,9 @@
 //! Unit tests of the state cache: fills, lookups, applied changes and races.
 
 use super::*;
-use crate::store::{FactRecord, ResultChange, StoredResult};
+use crate::store::{
+    CertificationChange, FactRecord, ResultChange, StoredCertification, StoredResult,
+};
 
 const REPO: &str = "github:default/repo";
 
@@ -164,6 +166,47 @@ fn a_write_by_someone_else_or_a_racing_fill_leaves_nothing_stale() {
     cache.fill(l.generation, 9, &fills);
     cache.forget_entities(std::slice::from_ref(&k.0));
     assert!(get(&cache, &k, 0).is_none());
+}
+
+#[test]
+fn levels_are_served_by_track_name_and_follow_applied_changes() {
+    let cache = StateCache::new(10);
+    let k = key("component:default/a");
+    let mut snap = snapshot(CheckState::Passed);
+    snap.certifications = [((Arc::from("t"), 1), (CertState::Failed, CertState::Failed))]
+        .into_iter()
+        .collect();
+    let facts = stored_facts();
+    cache.fill(0, 3, &[plain_fill(&k, &snap, &facts)]);
+    // Looked up with a name of its own (another allocation, same text), as evaluation does.
+    let level = (Arc::<str>::from(String::from("t")), 1);
+    let hit = get(&cache, &k, 0).unwrap();
+    assert_eq!(
+        hit.certifications.get(&level),
+        Some(&(CertState::Failed, CertState::Failed))
+    );
+    let passed = StateChanges {
+        certifications: vec![CertificationChange {
+            certification: StoredCertification {
+                track_id: "t".into(),
+                entity_ref: k.0.clone(),
+                level_ordinal: 1,
+                scope: k.1.clone(),
+                state: CertState::Passed,
+                cumulative_state: CertState::Passed,
+            },
+            previous_state: Some(CertState::Failed),
+            previous_cumulative: Some(CertState::Failed),
+        }],
+        ..Default::default()
+    };
+    cache.applied(4, &passed);
+    let hit = get(&cache, &k, 0).unwrap();
+    assert_eq!(
+        hit.certifications.get(&level),
+        Some(&(CertState::Passed, CertState::Passed))
+    );
+    assert_eq!(hit.certifications.get(&(Arc::from("t"), 2)), None);
 }
 
 #[tokio::test]

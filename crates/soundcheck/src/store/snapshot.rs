@@ -236,4 +236,35 @@ mod tests {
             .unwrap();
         assert_eq!(cache.len(), 2, "only what was read since");
     }
+
+    /// A body the catalog replaces is read again, not served from the cache.
+    #[tokio::test]
+    async fn a_replaced_body_is_not_served_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("state.db").display());
+        let store = SqlStore::open(&url).await.unwrap().with_state_cache(10);
+        let refs = ["component:default/a", "component:default/b"];
+        let bodies = |kind: &str| -> Vec<(String, serde_json::Value)> {
+            refs.iter()
+                .map(|e| ((*e).to_string(), serde_json::json!({ "kind": kind })))
+                .collect()
+        };
+        store
+            .upsert_entities(&bodies("Component"), 1)
+            .await
+            .unwrap();
+        let keys: Vec<Key> = refs
+            .iter()
+            .map(|e| ((*e).to_string(), "default".to_string()))
+            .collect();
+        store.snapshots(&keys, 0, FactNeeds::All).await.unwrap();
+        assert_eq!(store.state_cache().unwrap().len(), 2);
+
+        store.upsert_entities(&bodies("API"), 2).await.unwrap();
+        let read = store.snapshots(&keys, 0, FactNeeds::All).await.unwrap();
+        for key in &keys {
+            let body = read[key].entity.as_deref();
+            assert_eq!(body, Some(&serde_json::json!({"kind": "API"})), "{key:?}");
+        }
+    }
 }
