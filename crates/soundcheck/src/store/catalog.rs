@@ -378,7 +378,7 @@ impl CatalogStore for SqlStore {
 
     async fn upsert_entities(&self, entities: &[(String, Value)], now_ms: i64) -> StoreResult<()> {
         let _cache = ForgetOnDrop(self.cache.as_deref(), entities);
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             for (entity_ref, body) in entities {
                 sqlx::query(UPSERT_ENTITY).bind(entity_ref.as_str()).bind(body.to_string()).bind(now_ms).execute(&mut *tx).await?;
@@ -402,7 +402,7 @@ impl CatalogStore for SqlStore {
 
     async fn prune_facts(&self, retention: Retention, now_ms: i64) -> StoreResult<u64> {
         let _cache = self.dropping_cache();
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             let mut removed = 0;
             if let Some(age) = retention.max_age_ms {
@@ -433,7 +433,7 @@ impl CatalogStore for SqlStore {
     async fn create_exemption(&self, e: &ExemptionRecord) -> StoreResult<()> {
         let _cache = self.dropping_cache();
         const SQL: &str = "INSERT INTO exemptions (check_id, entity_ref, justification, created_by, created_at, expires_at, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             sqlx::query(SQL).bind(e.check_id.as_str()).bind(e.entity_ref.as_str()).bind(e.justification.as_str()).bind(e.created_by.as_str())
                 .bind(e.created_at).bind(e.expires_at).bind(i64::from(e.revoked)).execute(&mut *tx).await?;
@@ -455,7 +455,7 @@ impl CatalogStore for SqlStore {
     ) -> StoreResult<u64> {
         let _cache = self.dropping_cache();
         const SQL: &str = "UPDATE exemptions SET revoked = 1, revoked_by = $3, revoked_at = $4, revoke_reason = $5 WHERE check_id = $1 AND entity_ref = $2 AND revoked = 0 AND (expires_at IS NULL OR expires_at > $4)";
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             let n = sqlx::query(SQL).bind(check_id).bind(entity_ref).bind(by).bind(now_ms).bind(reason).execute(&mut *tx).await?.rows_affected();
             if let Some(bump) = self.state_version_bump() {
@@ -467,7 +467,7 @@ impl CatalogStore for SqlStore {
     }
 
     async fn snapshot_daily(&self, day: &str, number_of_entities: i64) -> StoreResult<()> {
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             sqlx::query(DAILY_CHECKS).bind(day).bind(number_of_entities).execute(&mut *tx).await?;
             sqlx::query(DAILY_TRACKS).bind(day).bind(number_of_entities).execute(&mut *tx).await?;

@@ -74,7 +74,7 @@ impl DefinitionStore for SqlStore {
         items: &[(String, Value)],
         now_ms: i64,
     ) -> StoreResult<()> {
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             for (id, body) in items {
                 sqlx::query(UPSERT).bind(kind.as_str()).bind(id.as_str()).bind(body.to_string()).bind(now_ms).execute(&mut *tx).await?;
@@ -86,6 +86,6 @@ impl DefinitionStore for SqlStore {
 
     async fn delete_definition(&self, kind: DefinitionKind, id: &str) -> StoreResult<bool> {
         const SQL: &str = "DELETE FROM definitions WHERE kind = $1 AND id = $2";
-        on_pool!(&self.pool, p => Ok(sqlx::query(SQL).bind(kind.as_str()).bind(id).execute(p).await?.rows_affected() > 0))
+        on_pool!(self.write_pool(), p => Ok(sqlx::query(SQL).bind(kind.as_str()).bind(id).execute(p).await?.rows_affected() > 0))
     }
 }

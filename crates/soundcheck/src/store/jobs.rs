@@ -56,7 +56,7 @@ pub trait JobStore: Send + Sync {
 impl JobStore for SqlStore {
     async fn ensure_job(&self, job_id: &str, first_run_at: i64) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO scheduled_jobs (job_id, next_run_at) VALUES ($1, $2) ON CONFLICT (job_id) DO NOTHING";
-        on_pool!(&self.pool, p => { sqlx::query(SQL).bind(job_id).bind(first_run_at).execute(p).await?; });
+        on_pool!(self.write_pool(), p => { sqlx::query(SQL).bind(job_id).bind(first_run_at).execute(p).await?; });
         Ok(())
     }
 
@@ -69,7 +69,7 @@ impl JobStore for SqlStore {
     ) -> StoreResult<bool> {
         const SQL: &str = "UPDATE scheduled_jobs SET lease_owner = $2, lease_until = $4 \
             WHERE job_id = $1 AND next_run_at <= $3 AND (lease_until IS NULL OR lease_until < $3)";
-        on_pool!(&self.pool, p => Ok(sqlx::query(SQL).bind(job_id).bind(owner).bind(now_ms).bind(lease_until).execute(p).await?.rows_affected() == 1))
+        on_pool!(self.write_pool(), p => Ok(sqlx::query(SQL).bind(job_id).bind(owner).bind(now_ms).bind(lease_until).execute(p).await?.rows_affected() == 1))
     }
 
     async fn finish_job(
@@ -82,7 +82,7 @@ impl JobStore for SqlStore {
     ) -> StoreResult<()> {
         const SQL: &str = "UPDATE scheduled_jobs SET next_run_at = $4, lease_owner = NULL, lease_until = NULL, last_run_at = $3, \
             last_error = $5, runs = runs + 1 WHERE job_id = $1 AND lease_owner = $2";
-        on_pool!(&self.pool, p => { sqlx::query(SQL).bind(job_id).bind(owner).bind(now_ms).bind(next_run_at).bind(error).execute(p).await?; });
+        on_pool!(self.write_pool(), p => { sqlx::query(SQL).bind(job_id).bind(owner).bind(now_ms).bind(next_run_at).bind(error).execute(p).await?; });
         Ok(())
     }
 

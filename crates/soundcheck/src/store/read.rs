@@ -332,7 +332,7 @@ impl QueryStore for SqlStore {
             self.results_where(checks.is_empty())
         );
         let list = serde_json::to_string(checks).unwrap_or_else(|_| "[]".into());
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).bind(scope);
             if !checks.is_empty() {
@@ -349,7 +349,7 @@ impl QueryStore for SqlStore {
 
     async fn delete_check_results(&self, check_id: &str, history: bool) -> StoreResult<u64> {
         let _cache = self.dropping_cache();
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             let n = sqlx::query("DELETE FROM check_results WHERE check_id = $1").bind(check_id).execute(&mut *tx).await?.rows_affected();
             if history {
@@ -463,7 +463,7 @@ impl QueryStore for SqlStore {
         const SQL: &str = "UPDATE exemptions SET revoked = 0, revoked_by = NULL, revoked_at = NULL, revoke_reason = NULL \
             WHERE id = (SELECT MAX(id) FROM exemptions WHERE check_id = $1 AND entity_ref = $2 AND revoked = 1) \
             AND NOT EXISTS (SELECT 1 FROM exemptions WHERE check_id = $1 AND entity_ref = $2 AND revoked = 0)";
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             let n = sqlx::query(SQL).bind(check_id).bind(entity_ref).execute(&mut *tx).await?.rows_affected();
             if let Some(bump) = self.state_version_bump() {
@@ -561,7 +561,7 @@ impl QueryStore for SqlStore {
         let list = serde_json::to_string(refs).unwrap_or_else(|_| "[]".into());
         let tables = ["check_results", "certifications", "facts", "entities"];
         let sqlite = self.is_sqlite();
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             let mut removed = 0;
             for table in tables {

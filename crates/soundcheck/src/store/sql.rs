@@ -33,7 +33,7 @@ pub(super) fn migrator(steps: &[(&'static str, &'static str)]) -> sqlx::migrate:
     )
 }
 
-pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 4] = [
+pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 5] = [
     (
         "state",
         include_str!("../../migrations/sqlite/0001_state.sql"),
@@ -50,8 +50,12 @@ pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 4] = [
         "write fewer pages",
         include_str!("../../migrations/sqlite/0004_write_fewer_pages.sql"),
     ),
+    (
+        "entities by update time",
+        include_str!("../../migrations/sqlite/0005_entities_updated_at.sql"),
+    ),
 ];
-const POSTGRES_MIGRATIONS: [(&str, &str); 3] = [
+const POSTGRES_MIGRATIONS: [(&str, &str); 4] = [
     (
         "state",
         include_str!("../../migrations/postgres/0001_state.sql"),
@@ -63,6 +67,10 @@ const POSTGRES_MIGRATIONS: [(&str, &str); 3] = [
     (
         "fact history key",
         include_str!("../../migrations/postgres/0003_fact_history_key.sql"),
+    ),
+    (
+        "entities by update time",
+        include_str!("../../migrations/postgres/0004_entities_updated_at.sql"),
     ),
 ];
 
@@ -93,7 +101,7 @@ pub struct SqlStore {
     event_id_prefix: u64,
     /// The in-memory copy of evaluation state (SQLite, when enabled by the service).
     pub(super) cache: Option<std::sync::Arc<super::StateCache>>,
-    /// SQLite: the one connection evaluation state is written through (`store::sqlite`).
+    /// SQLite: the one connection every write goes through (`store::sqlite`).
     writer: Option<Pool>,
 }
 
@@ -172,6 +180,14 @@ impl SqlStore {
     /// goes, however the write ends (done, failed or cancelled).
     pub(super) fn dropping_cache(&self) -> CacheDrop<'_> {
         CacheDrop(self.cache.as_deref())
+    }
+
+    /// The pool writes go through. On SQLite that is the one writer connection, for every
+    /// write and not only evaluation state: SQLite empties a connection's whole page cache
+    /// when another connection has committed since its last transaction, and the writer's
+    /// cache is what keeps fact ingestion from reading pages back from the file.
+    pub(super) fn write_pool(&self) -> &Pool {
+        self.writer.as_ref().unwrap_or(&self.pool)
     }
 
     /// How write transactions start: SQLite takes the write lock up front (`BEGIN IMMEDIATE`),
@@ -434,7 +450,7 @@ impl StateStore for SqlStore {
             touched_checks,
             touched_entity_checks,
         } = encoded;
-        on_pool!(self.writer.as_ref().unwrap_or(&self.pool), p => {
+        on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             let lock = d.lock_event_log.filter(|_| events);
             if let Some(lock) = lock.filter(|_| !changes.disjoint) {
@@ -543,7 +559,7 @@ impl StateStore for SqlStore {
         let metadata = serde_json::to_string(&params.metadata).unwrap_or_else(|_| "null".into());
         let payload_json = params.event_payload.to_string();
         let lock = self.dialect.lock_event_log;
-        let seq: i64 = on_pool!(&self.pool, p => {
+        let seq: i64 = on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             if let Some(lock) = lock {
                 sqlx::query(lock).execute(&mut *tx).await?;
@@ -598,7 +614,7 @@ impl StateStore for SqlStore {
             ON CONFLICT (subscriber_id) DO UPDATE SET cursor = excluded.cursor, topics = excluded.topics, updated_at = excluded.updated_at";
         let topics = serde_json::to_string(topics).unwrap_or_else(|_| "[]".into());
         let now = chrono::Utc::now().timestamp_millis();
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             sqlx::query(SQL).bind(subscriber_id).bind(cursor).bind(topics.as_str()).bind(now).execute(p).await?;
         });
         Ok(())
@@ -613,12 +629,12 @@ impl StateStore for SqlStore {
     ) -> StoreResult<bool> {
         const SQL: &str = "UPDATE subscriptions SET lease_owner = $2, lease_until = $4 WHERE subscriber_id = $1 \
             AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until < $3)";
-        on_pool!(&self.pool, p => Ok(sqlx::query(SQL).bind(subscriber_id).bind(owner).bind(now_ms).bind(until).execute(p).await?.rows_affected() == 1))
+        on_pool!(self.write_pool(), p => Ok(sqlx::query(SQL).bind(subscriber_id).bind(owner).bind(now_ms).bind(until).execute(p).await?.rows_affected() == 1))
     }
 
     async fn release_subscriber(&self, subscriber_id: &str, owner: &str) -> StoreResult<()> {
         const SQL: &str = "UPDATE subscriptions SET lease_owner = NULL, lease_until = NULL WHERE subscriber_id = $1 AND lease_owner = $2";
-        on_pool!(&self.pool, p => { sqlx::query(SQL).bind(subscriber_id).bind(owner).execute(p).await?; });
+        on_pool!(self.write_pool(), p => { sqlx::query(SQL).bind(subscriber_id).bind(owner).execute(p).await?; });
         Ok(())
     }
 
@@ -632,7 +648,7 @@ impl StateStore for SqlStore {
         const SQL: &str = "INSERT INTO dead_events (subscriber_id, seq, attempts, last_error, dead_at) VALUES ($1, $2, $3, $4, $5) \
             ON CONFLICT (subscriber_id, seq) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error, dead_at = excluded.dead_at, replayed_at = NULL";
         let now = chrono::Utc::now().timestamp_millis();
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             sqlx::query(SQL).bind(subscriber_id).bind(seq).bind(i64::from(attempts)).bind(error).bind(now).execute(p).await?;
         });
         Ok(())
@@ -669,7 +685,7 @@ impl StateStore for SqlStore {
         const SQL: &str =
             "UPDATE dead_events SET replayed_at = $3 WHERE subscriber_id = $1 AND seq = $2";
         let now = chrono::Utc::now().timestamp_millis();
-        on_pool!(&self.pool, p => {
+        on_pool!(self.write_pool(), p => {
             sqlx::query(SQL).bind(subscriber_id).bind(seq).bind(now).execute(p).await?;
         });
         Ok(())

@@ -1,5 +1,5 @@
-//! SQLite connections: the settings every connection gets, the one connection state writes
-//! go through, and the background WAL checkpointer.
+//! SQLite connections: the settings every connection gets, the one connection every write
+//! goes through, and the background WAL checkpointer.
 //!
 //! Fact ingestion writes a few thousand rows about random entities per transaction, so each
 //! transaction dirties about one page per row. What keeps that fast (measured in
@@ -7,7 +7,9 @@
 //! - small pages (1 KiB for new files): every dirty page is copied into the WAL at commit
 //!   and again into the database file at checkpoint, so bytes written scale with page size;
 //! - one writer connection with a large page cache, so the pages a write needs are in
-//!   memory rather than read back from the file;
+//!   memory rather than read back from the file; every write of the process goes through
+//!   it, because SQLite empties a connection's whole cache when another connection has
+//!   committed since its last transaction (a job's lease, an exemption, a cursor);
 //! - checkpoints in the background, every few milliseconds while the WAL grows, so commits
 //!   rarely copy pages themselves; SQLite's own auto-checkpoint stays as a backstop, at
 //!   128 MiB of WAL (a commit that runs it waits for two `fsync`s).
@@ -127,6 +129,84 @@ pub(super) fn spawn_checkpointer(pool: SqlitePool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{
+        CatalogStore, DefinitionKind, DefinitionStore, JobStore, SqlStore, StateStore,
+    };
+
+    /// The once-a-second check for catalog changes (`QueryStore::change_marker`) reads the
+    /// update-time index, not every entity body.
+    #[tokio::test]
+    async fn the_catalog_change_check_reads_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("state.db").display());
+        let store = SqlStore::open(&url).await.unwrap();
+        let crate::store::sql::Pool::Sqlite(readers) = &store.pool else {
+            panic!("a SQLite store reads through a SQLite pool");
+        };
+        for sql in [
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM entities",
+            "EXPLAIN QUERY PLAN SELECT COALESCE(MAX(updated_at), 0) FROM entities",
+        ] {
+            let plan: Vec<String> = sqlx::query(sql)
+                .fetch_all(readers)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get(3))
+                .collect();
+            assert!(
+                plan.iter().any(|step| step.contains("entities_updated_at")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
+
+    /// `PRAGMA data_version` on `pool`'s connection: it moves when another connection has
+    /// committed since that connection's previous transaction.
+    async fn data_version(pool: &SqlitePool) -> i64 {
+        sqlx::query("PRAGMA data_version")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Writes other than evaluation state (catalog, definitions, job leases, delivery
+    /// positions) go through the writer connection too: a commit on any other connection
+    /// would empty the writer's page cache.
+    #[tokio::test]
+    async fn every_write_goes_through_the_writer_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("state.db").display());
+        let store = SqlStore::open(&url).await.unwrap();
+        let crate::store::sql::Pool::Sqlite(writer) = store.write_pool() else {
+            panic!("a SQLite store writes through its writer");
+        };
+        let crate::store::sql::Pool::Sqlite(readers) = &store.pool else {
+            panic!("a SQLite store reads through a SQLite pool");
+        };
+        let before = data_version(writer).await;
+        let body = serde_json::json!({"kind": "Component", "metadata": {"name": "a"}});
+        store
+            .upsert_entities(&[("component:default/a".into(), body)], 1)
+            .await
+            .unwrap();
+        let check = serde_json::json!({"id": "c", "rule": {"factRef": "f", "path": "$.x", "operator": "equal", "value": 1}});
+        store
+            .put_definitions(DefinitionKind::Check, &[("c".into(), check)], 1)
+            .await
+            .unwrap();
+        store.ensure_job("job", 0).await.unwrap();
+        assert!(store.claim_job("job", "me", 1, 1_000).await.unwrap());
+        store.save_cursor("subscriber", &[], 0).await.unwrap();
+        assert_eq!(data_version(writer).await, before);
+        // The pragma does notice another connection's commit.
+        sqlx::query("INSERT INTO definitions (kind, id, body, created_at, updated_at) VALUES ('check', 'd', '{}', 1, 1)")
+            .execute(readers)
+            .await
+            .unwrap();
+        assert_ne!(data_version(writer).await, before);
+    }
 
     /// The bundled SQLite is built with `.cargo/config.toml`'s `LIBSQLITE3_FLAGS`: without
     /// the shared page-cache group and memory statistics, whose process-wide mutexes every
