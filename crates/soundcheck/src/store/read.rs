@@ -102,6 +102,11 @@ pub struct ExemptionQuery {
     pub offset: i64,
 }
 
+/// What `QueryStore::change_marker` reads: entity and definition counts and latest update
+/// times (on SQLite the entity half reads the `entities_updated_at` index).
+pub(super) const CHANGE_MARKER: &str = "SELECT (SELECT COUNT(*) FROM entities), (SELECT COALESCE(MAX(updated_at), 0) FROM entities), \
+    (SELECT COUNT(*) FROM definitions), (SELECT COALESCE(MAX(updated_at), 0) FROM definitions)";
+
 /// Reads for the API.
 pub trait QueryStore: Send + Sync {
     /// When the stored copy of each of an entity's latest facts arrived, optionally in one
@@ -532,10 +537,8 @@ impl QueryStore for SqlStore {
     }
 
     async fn change_marker(&self) -> StoreResult<[i64; 4]> {
-        const SQL: &str = "SELECT (SELECT COUNT(*) FROM entities), (SELECT COALESCE(MAX(updated_at), 0) FROM entities), \
-            (SELECT COUNT(*) FROM definitions), (SELECT COALESCE(MAX(updated_at), 0) FROM definitions)";
         on_pool!(&self.pool, p => {
-            let r = sqlx::query(SQL).fetch_one(p).await?;
+            let r = sqlx::query(CHANGE_MARKER).fetch_one(p).await?;
             Ok([r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?])
         })
     }
