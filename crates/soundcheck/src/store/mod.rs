@@ -429,13 +429,20 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A new SQLite file's URL in a temporary directory (removed when the directory is dropped).
+#[cfg(test)]
+pub(crate) fn temp_sqlite_url(file: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join(file).display());
+    (dir, url)
+}
+
 #[cfg(test)]
 mod tests {
     /// A database written before migration 4 rebuilt `facts` keeps its facts and history.
     #[tokio::test]
     async fn upgrading_a_sqlite_database_keeps_its_facts() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let (_dir, url) = super::temp_sqlite_url("old.db");
         let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
             .unwrap()
             .create_if_missing(true);

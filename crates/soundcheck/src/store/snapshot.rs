@@ -183,8 +183,7 @@ mod tests {
     /// followed it waits for the cache instead of dropping it.
     #[tokio::test]
     async fn a_read_racing_our_own_commit_keeps_the_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("state.db").display());
+        let (_dir, url) = crate::store::temp_sqlite_url("state.db");
         let store = SqlStore::open(&url).await.unwrap().with_state_cache(10);
         let body = serde_json::json!({"kind": "Component"});
         // Reads of one pair bypass the cache: three pairs, reads of two.
@@ -240,8 +239,7 @@ mod tests {
     /// A body the catalog replaces is read again, not served from the cache.
     #[tokio::test]
     async fn a_replaced_body_is_not_served_from_the_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("state.db").display());
+        let (_dir, url) = crate::store::temp_sqlite_url("state.db");
         let store = SqlStore::open(&url).await.unwrap().with_state_cache(10);
         let refs = ["component:default/a", "component:default/b"];
         let bodies = |kind: &str| -> Vec<(String, serde_json::Value)> {

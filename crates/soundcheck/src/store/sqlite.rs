@@ -137,8 +137,7 @@ mod tests {
     /// update-time index, not every entity body.
     #[tokio::test]
     async fn the_catalog_change_check_reads_an_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("state.db").display());
+        let (_dir, url) = crate::store::temp_sqlite_url("state.db");
         let store = SqlStore::open(&url).await.unwrap();
         let crate::store::sql::Pool::Sqlite(readers) = &store.pool else {
             panic!("a SQLite store reads through a SQLite pool");
@@ -177,8 +176,7 @@ mod tests {
     /// would empty the writer's page cache.
     #[tokio::test]
     async fn every_write_goes_through_the_writer_connection() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("state.db").display());
+        let (_dir, url) = crate::store::temp_sqlite_url("state.db");
         let store = SqlStore::open(&url).await.unwrap();
         let crate::store::sql::Pool::Sqlite(writer) = store.write_pool() else {
             panic!("a SQLite store writes through its writer");
@@ -214,8 +212,7 @@ mod tests {
     /// connection took on each page and allocation.
     #[tokio::test]
     async fn sqlite_is_built_without_its_process_wide_mutexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("state.db").display());
+        let (_dir, url) = crate::store::temp_sqlite_url("state.db");
         let (readers, _writer) = open(&url).await.unwrap();
         let options: Vec<String> = sqlx::query("PRAGMA compile_options")
             .fetch_all(&readers)
