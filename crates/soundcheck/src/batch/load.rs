@@ -2,7 +2,8 @@
 //! `ingest` posts batches of changing facts to `POST /facts` (each flips CI pipelines, so
 //! results, certifications and events change); `certifications` reads
 //! `GET /certifications` for random entities. Both print throughput and latency
-//! percentiles.
+//! percentiles. Every request is built before the clock starts, so on a machine shared with
+//! the server the tool spends its CPU on sending and receiving only.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,9 +33,9 @@ pub struct LoadArgs {
     /// Requests to send.
     #[arg(long, default_value_t = 1000)]
     pub requests: usize,
-    /// Seed of the random entities and data. Client `i` draws from `seed + i`, so runs with
-    /// the same seed send the same facts: give each run of a series its own seed, or a
-    /// repeated run finds most results already in the state it sends.
+    /// Seed of the random entities and data. Runs with the same seed send the same
+    /// requests: give each run of a series its own seed, or a repeated run finds most
+    /// results already in the state it sends.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Write the figures as JSON here too.
@@ -70,48 +71,38 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
 async fn drive(args: &LoadArgs) -> anyhow::Result<()> {
     let catalog = crate::input::catalog::load(std::slice::from_ref(&args.catalog))?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let refs: Arc<Vec<String>> = Arc::new(
-        catalog
-            .entities
-            .iter()
-            .map(|e| e.entity_ref.to_string())
-            .collect(),
-    );
+    let refs: Vec<String> = catalog
+        .entities
+        .iter()
+        .map(|e| e.entity_ref.to_string())
+        .collect();
     anyhow::ensure!(!refs.is_empty(), "the catalog has no entities");
+    // Workers take the prepared requests in order, each one once.
+    let queue = Arc::new(std::sync::Mutex::new(
+        build_requests(args, &refs)?.into_iter(),
+    ));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for w in 0..args.concurrency.max(1) {
-        let (client, refs, next) = (client.clone(), Arc::clone(&refs), Arc::clone(&next));
-        let (url, token, workload, total, seed) = (
-            args.url.clone(),
-            args.token.clone(),
-            args.workload.clone(),
-            args.requests,
-            args.seed.wrapping_add(w as u64),
-        );
+    for _ in 0..args.concurrency.max(1) {
+        let (client, queue) = (client.clone(), Arc::clone(&queue));
+        let token = args.token.clone();
         workers.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(seed);
             let mut latencies = Vec::new();
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
-                let request = match &workload {
-                    Workload::Ingest { batch } => {
-                        let facts: Vec<_> = (0..*batch)
-                            .map(|_| {
-                                let entity = &refs[rng.random_range(0..refs.len())];
-                                json!({"factRef": "ci:default/pipeline", "entityRef": entity,
-                                    "data": {"passing": rng.random_bool(0.5), "duration_seconds": rng.random_range(60..1800), "max_duration_seconds": 900}})
-                            })
-                            .collect();
-                        client.post(format!("{url}/facts")).json(&json!({"facts": facts}))
-                    }
-                    Workload::Certifications => {
-                        let entity = &refs[rng.random_range(0..refs.len())];
-                        client.get(format!("{url}/certifications")).query(&[("entityRef", entity)])
-                    }
+            loop {
+                let next = match queue.lock() {
+                    Ok(mut queue) => queue.next(),
+                    Err(_) => anyhow::bail!("another load worker failed"),
+                };
+                let Some(prepared) = next else { break };
+                let request = match prepared {
+                    Prepared::Post { url, body } => client
+                        .post(url)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body),
+                    Prepared::Get { url } => client.get(url),
                 };
                 let request = match &token {
                     Some(t) => request.bearer_auth(t),
@@ -120,7 +111,10 @@ async fn drive(args: &LoadArgs) -> anyhow::Result<()> {
                 let t0 = Instant::now();
                 let response = request.send().await.context("request failed")?;
                 let status = response.status();
-                let _ = response.bytes().await.context("reading the answer failed")?;
+                let _ = response
+                    .bytes()
+                    .await
+                    .context("reading the answer failed")?;
                 anyhow::ensure!(status.is_success(), "the server answered {status}");
                 latencies.push(t0.elapsed());
             }
@@ -154,4 +148,46 @@ async fn drive(args: &LoadArgs) -> anyhow::Result<()> {
         std::fs::write(out, figures.to_string())?;
     }
     Ok(())
+}
+
+/// One request, ready to send.
+enum Prepared {
+    Post { url: reqwest::Url, body: Vec<u8> },
+    Get { url: reqwest::Url },
+}
+
+/// Every request of the run, drawn from one random stream seeded with `--seed`.
+fn build_requests(args: &LoadArgs, refs: &[String]) -> anyhow::Result<Vec<Prepared>> {
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let base = args.url.trim_end_matches('/');
+    let facts_url = reqwest::Url::parse(&format!("{base}/facts"))
+        .with_context(|| format!("--url {} is not a URL", args.url))?;
+    let certifications_url = reqwest::Url::parse(&format!("{base}/certifications"))
+        .with_context(|| format!("--url {} is not a URL", args.url))?;
+    let mut requests = Vec::with_capacity(args.requests);
+    for _ in 0..args.requests {
+        requests.push(match &args.workload {
+            Workload::Ingest { batch } => {
+                let facts: Vec<_> = (0..*batch)
+                    .map(|_| {
+                        let entity = &refs[rng.random_range(0..refs.len())];
+                        json!({"factRef": "ci:default/pipeline", "entityRef": entity,
+                            "data": {"passing": rng.random_bool(0.5), "duration_seconds": rng.random_range(60..1800), "max_duration_seconds": 900}})
+                    })
+                    .collect();
+                let body = serde_json::to_vec(&json!({ "facts": facts }))?;
+                Prepared::Post {
+                    url: facts_url.clone(),
+                    body,
+                }
+            }
+            Workload::Certifications => {
+                let mut url = certifications_url.clone();
+                let entity = &refs[rng.random_range(0..refs.len())];
+                url.query_pairs_mut().append_pair("entityRef", entity);
+                Prepared::Get { url }
+            }
+        });
+    }
+    Ok(requests)
 }
