@@ -58,6 +58,20 @@ pub struct LiveState<S> {
     pub(crate) writer: Option<Arc<Writer>>,
 }
 
+impl<S: Clone> Clone for LiveState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            engine: Arc::clone(&self.engine),
+            store: self.store.clone(),
+            events: self.events.clone(),
+            writer: self.writer.clone(),
+        }
+    }
+}
+
+/// The facts of one submission by (entity, scope).
+type Groups = BTreeMap<(String, String), Vec<FactRecord>>;
+
 impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
     /// An evaluator; `events` is `Some` when `soundcheck.events.enabled`.
     pub fn new(engine: Arc<Engine>, store: S, events: Option<EventsService<S>>) -> Self {
@@ -95,7 +109,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             facts: facts.len(),
             ..Default::default()
         };
-        let mut groups: BTreeMap<(String, String), Vec<FactRecord>> = BTreeMap::new();
+        let mut groups: Groups = BTreeMap::new();
         for f in facts {
             groups
                 .entry((f.entity_ref.clone(), f.scope.clone()))
@@ -126,43 +140,26 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             .await?;
         let generation = pending.map(|p| p.lay_over(&mut snapshots));
         let t_snap = t0.elapsed();
-        let mut unchanged = 0;
-        for (((entity_ref, scope), group), affected) in groups.into_iter().zip(affected) {
-            let snapshot = snapshots
-                .remove(&(entity_ref.clone(), scope.clone()))
-                .unwrap_or_default();
-            let Some(entity) = &snapshot.entity else {
-                outcome.unknown_entities += 1;
-                all.facts.extend(group);
-                continue;
-            };
-            outcome.evaluated += 1;
-            let (changes, _) = self.evaluate(
-                Target {
-                    entity_ref: &entity_ref,
-                    scope: &scope,
-                    entity,
-                    snapshot: &snapshot,
-                },
-                &group,
-                &affected,
-                false,
-            );
-            all.results.extend(changes.results);
-            all.certifications.extend(changes.certifications);
-            // Unchanged results are not rewritten: they were checked when the facts stored
-            // with this write arrived (see `state::checked`).
-            unchanged += changes.touched_checks.len();
-            all.facts.extend(group);
-        }
+        // Evaluation is CPU-bound (milliseconds per submission): on the blocking pool it
+        // leaves the async workers free to carry the previous submission's commit and to
+        // read the next requests.
+        let evaluator = self.clone();
+        let pipelined = generation.is_some();
+        let (all, mut outcome, unchanged, encoded) = tokio::task::spawn_blocking(move || {
+            let unchanged =
+                evaluator.evaluate_groups(groups, affected, snapshots, &mut all, &mut outcome);
+            let encoded = pipelined.then(|| evaluator.store.encode(&all));
+            (all, outcome, unchanged, encoded)
+        })
+        .await
+        .map_err(|e| StoreError::Interrupted(format!("the evaluation task stopped: {e}")))?;
         outcome.result_changes = all.results.len();
         outcome.certification_changes = all.certifications.len();
         let t_eval = t0.elapsed();
-        let applied = match (&self.writer, generation) {
-            (Some(writer), Some(generation)) => {
+        let applied = match (&self.writer, generation, encoded) {
+            (Some(writer), Some(generation), Some(encoded)) => {
                 // Encoded before taking the place in the commit order: the previous
                 // submission may still be committing.
-                let encoded = self.store.encode(&all);
                 let held = writer.hold(&all, generation).await?;
                 // The next submission evaluates while this one commits.
                 drop(stage);
@@ -203,6 +200,49 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         });
         task.await
             .map_err(|e| StoreError::Interrupted(format!("the commit task stopped: {e}")))?
+    }
+
+    /// Evaluates each (entity, scope) of a submission over its stored snapshot, adding the
+    /// changes and the facts to `all`; returns how many re-evaluated results kept their
+    /// state.
+    fn evaluate_groups(
+        &self,
+        groups: Groups,
+        affected: Vec<Vec<usize>>,
+        mut snapshots: HashMap<(String, String), EntitySnapshot>,
+        all: &mut StateChanges,
+        outcome: &mut SubmitOutcome,
+    ) -> usize {
+        let mut unchanged = 0;
+        for (((entity_ref, scope), group), affected) in groups.into_iter().zip(affected) {
+            let snapshot = snapshots
+                .remove(&(entity_ref.clone(), scope.clone()))
+                .unwrap_or_default();
+            let Some(entity) = &snapshot.entity else {
+                outcome.unknown_entities += 1;
+                all.facts.extend(group);
+                continue;
+            };
+            outcome.evaluated += 1;
+            let (changes, _) = self.evaluate(
+                Target {
+                    entity_ref: &entity_ref,
+                    scope: &scope,
+                    entity,
+                    snapshot: &snapshot,
+                },
+                &group,
+                &affected,
+                false,
+            );
+            all.results.extend(changes.results);
+            all.certifications.extend(changes.certifications);
+            // Unchanged results are not rewritten: they were checked when the facts stored
+            // with this write arrived (see `state::checked`).
+            unchanged += changes.touched_checks.len();
+            all.facts.extend(group);
+        }
+        unchanged
     }
 
     /// The checks (by position) that read any of these facts.
