@@ -58,20 +58,6 @@ pub struct LiveState<S> {
     pub(crate) writer: Option<Arc<Writer>>,
 }
 
-impl<S: Clone> Clone for LiveState<S> {
-    fn clone(&self) -> Self {
-        Self {
-            engine: Arc::clone(&self.engine),
-            store: self.store.clone(),
-            events: self.events.clone(),
-            writer: self.writer.clone(),
-        }
-    }
-}
-
-/// The facts of one submission by (entity, scope).
-type Groups = BTreeMap<(String, String), Vec<FactRecord>>;
-
 impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
     /// An evaluator; `events` is `Some` when `soundcheck.events.enabled`.
     pub fn new(engine: Arc<Engine>, store: S, events: Option<EventsService<S>>) -> Self {
@@ -109,7 +95,7 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             facts: facts.len(),
             ..Default::default()
         };
-        let mut groups: Groups = BTreeMap::new();
+        let mut groups: BTreeMap<(String, String), Vec<FactRecord>> = BTreeMap::new();
         for f in facts {
             groups
                 .entry((f.entity_ref.clone(), f.scope.clone()))
@@ -140,79 +126,6 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             .await?;
         let generation = pending.map(|p| p.lay_over(&mut snapshots));
         let t_snap = t0.elapsed();
-        // Evaluation is CPU-bound (milliseconds per submission): on the blocking pool it
-        // leaves the async workers free to carry the previous submission's commit and to
-        // read the next requests.
-        let evaluator = self.clone();
-        let pipelined = generation.is_some();
-        let (all, mut outcome, unchanged, encoded) = tokio::task::spawn_blocking(move || {
-            let unchanged =
-                evaluator.evaluate_groups(groups, affected, snapshots, &mut all, &mut outcome);
-            let encoded = pipelined.then(|| evaluator.store.encode(&all));
-            (all, outcome, unchanged, encoded)
-        })
-        .await
-        .map_err(|e| StoreError::Interrupted(format!("the evaluation task stopped: {e}")))?;
-        outcome.result_changes = all.results.len();
-        outcome.certification_changes = all.certifications.len();
-        let t_eval = t0.elapsed();
-        let applied = match (&self.writer, generation, encoded) {
-            (Some(writer), Some(generation), Some(encoded)) => {
-                // Encoded before taking the place in the commit order: the previous
-                // submission may still be committing.
-                let held = writer.hold(&all, generation).await?;
-                // The next submission evaluates while this one commits.
-                drop(stage);
-                self.commit_in_order(held, all, encoded, outcome).await?
-            }
-            _ => {
-                let applied = self.store.apply(&all, self.events.is_some()).await?;
-                counted(outcome);
-                self.committed(applied);
-                applied
-            }
-        };
-        tracing::debug!(read = ?t_snap, evaluated = ?t_eval, total = ?t0.elapsed(), results = outcome.result_changes, certifications = outcome.certification_changes, unchanged, "fact submission evaluated and stored");
-        outcome.events = applied.events();
-        Ok(outcome)
-    }
-
-    /// Commits a held submission in a task of its own, so it completes (and announces its
-    /// events) even when the caller goes away: later submissions were evaluated on top of it.
-    async fn commit_in_order(
-        &self,
-        held: Held,
-        changes: StateChanges,
-        encoded: S::Encoded,
-        outcome: SubmitOutcome,
-    ) -> StoreResult<crate::store::Applied> {
-        let store = self.store.clone();
-        let events = self.events.clone();
-        let task = tokio::spawn(async move {
-            held.check()?;
-            let applied = store
-                .apply_encoded(&changes, &encoded, events.is_some())
-                .await?;
-            held.stored();
-            counted(outcome);
-            announce(events.as_ref(), applied);
-            Ok::<_, StoreError>(applied)
-        });
-        task.await
-            .map_err(|e| StoreError::Interrupted(format!("the commit task stopped: {e}")))?
-    }
-
-    /// Evaluates each (entity, scope) of a submission over its stored snapshot, adding the
-    /// changes and the facts to `all`; returns how many re-evaluated results kept their
-    /// state.
-    fn evaluate_groups(
-        &self,
-        groups: Groups,
-        affected: Vec<Vec<usize>>,
-        mut snapshots: HashMap<(String, String), EntitySnapshot>,
-        all: &mut StateChanges,
-        outcome: &mut SubmitOutcome,
-    ) -> usize {
         let mut unchanged = 0;
         for (((entity_ref, scope), group), affected) in groups.into_iter().zip(affected) {
             let snapshot = snapshots
@@ -242,7 +155,58 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
             unchanged += changes.touched_checks.len();
             all.facts.extend(group);
         }
-        unchanged
+        outcome.result_changes = all.results.len();
+        outcome.certification_changes = all.certifications.len();
+        let t_eval = t0.elapsed();
+        let applied = match (&self.writer, generation) {
+            (Some(writer), Some(generation)) => {
+                // Encoded before taking the place in the commit order: the previous
+                // submission may still be committing.
+                let encoded = self.store.encode(&all);
+                let t_hold = std::time::Instant::now();
+                let held = writer.hold(&all, generation).await?;
+                tracing::debug!(waited = ?t_hold.elapsed(), "took the place in the commit order");
+                // The next submission evaluates while this one commits.
+                drop(stage);
+                self.commit_in_order(held, all, encoded, outcome).await?
+            }
+            _ => {
+                let applied = self.store.apply(&all, self.events.is_some()).await?;
+                counted(outcome);
+                self.committed(applied);
+                applied
+            }
+        };
+        tracing::debug!(read = ?t_snap, evaluated = ?t_eval, total = ?t0.elapsed(), results = outcome.result_changes, certifications = outcome.certification_changes, unchanged, "fact submission evaluated and stored");
+        outcome.events = applied.events();
+        Ok(outcome)
+    }
+
+    /// Commits a held submission in a task of its own, so it completes (and announces its
+    /// events) even when the caller goes away: later submissions were evaluated on top of it.
+    async fn commit_in_order(
+        &self,
+        held: Held,
+        changes: StateChanges,
+        encoded: S::Encoded,
+        outcome: SubmitOutcome,
+    ) -> StoreResult<crate::store::Applied> {
+        let store = self.store.clone();
+        let events = self.events.clone();
+        let task = tokio::spawn(async move {
+            held.check()?;
+            let t_apply = std::time::Instant::now();
+            let applied = store
+                .apply_encoded(&changes, &encoded, events.is_some())
+                .await?;
+            tracing::debug!(took = ?t_apply.elapsed(), "fact submission committed");
+            held.stored();
+            counted(outcome);
+            announce(events.as_ref(), applied);
+            Ok::<_, StoreError>(applied)
+        });
+        task.await
+            .map_err(|e| StoreError::Interrupted(format!("the commit task stopped: {e}")))?
     }
 
     /// The checks (by position) that read any of these facts.
