@@ -77,10 +77,21 @@ async fn drive(args: &LoadArgs) -> anyhow::Result<()> {
         .map(|e| e.entity_ref.to_string())
         .collect();
     anyhow::ensure!(!refs.is_empty(), "the catalog has no entities");
+    let requests = build_requests(args, &refs)?;
+    let bytes: usize = requests
+        .iter()
+        .map(|r| match r {
+            Prepared::Post { body, .. } => body.len(),
+            Prepared::Get { .. } => 0,
+        })
+        .sum();
+    eprintln!(
+        "prepared {} requests ({:.1} MB of bodies); sending",
+        requests.len(),
+        bytes as f64 / 1e6
+    );
     // Workers take the prepared requests in order, each one once.
-    let queue = Arc::new(std::sync::Mutex::new(
-        build_requests(args, &refs)?.into_iter(),
-    ));
+    let queue = Arc::new(std::sync::Mutex::new(requests.into_iter()));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -190,4 +201,65 @@ fn build_requests(args: &LoadArgs, refs: &[String]) -> anyhow::Result<Vec<Prepar
         });
     }
     Ok(requests)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(seed: u64, workload: Workload) -> LoadArgs {
+        LoadArgs {
+            url: "http://127.0.0.1:7007/api/soundcheck/".into(),
+            token: None,
+            catalog: PathBuf::new(),
+            concurrency: 2,
+            requests: 3,
+            seed,
+            out: None,
+            workload,
+        }
+    }
+
+    fn bodies(requests: &[Prepared]) -> Vec<(String, String)> {
+        requests
+            .iter()
+            .map(|r| match r {
+                Prepared::Post { url, body } => {
+                    (url.to_string(), String::from_utf8_lossy(body).into_owned())
+                }
+                Prepared::Get { url } => (url.to_string(), String::new()),
+            })
+            .collect()
+    }
+
+    /// One seed, the same requests; another seed, other facts.
+    #[test]
+    fn requests_follow_the_seed() {
+        let refs: Vec<String> = (0..1000)
+            .map(|i| format!("component:default/e{i}"))
+            .collect();
+        let ingest = || Workload::Ingest { batch: 4 };
+        let first = bodies(&build_requests(&args(1, ingest()), &refs).unwrap());
+        assert_eq!(
+            first,
+            bodies(&build_requests(&args(1, ingest()), &refs).unwrap())
+        );
+        assert_ne!(
+            first,
+            bodies(&build_requests(&args(2, ingest()), &refs).unwrap())
+        );
+        assert_eq!(first.len(), 3);
+        let (url, body) = &first[0];
+        assert_eq!(url, "http://127.0.0.1:7007/api/soundcheck/facts");
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["facts"].as_array().map(Vec::len), Some(4));
+        assert_eq!(body["facts"][0]["factRef"], "ci:default/pipeline");
+        let reads = bodies(&build_requests(&args(1, Workload::Certifications), &refs).unwrap());
+        assert!(
+            reads[0]
+                .0
+                .starts_with("http://127.0.0.1:7007/api/soundcheck/certifications?entityRef=component%3Adefault%2Fe"),
+            "{reads:?}"
+        );
+    }
 }

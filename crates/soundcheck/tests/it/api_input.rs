@@ -107,6 +107,35 @@ fn listening_address(lines: &mut impl Iterator<Item = std::io::Result<String>>) 
     panic!("the server never said where it listens");
 }
 
+/// `soundcheck bench load` against the running server: both workloads send every request
+/// and report them.
+fn bench_load_drives_the_server(base: &str, token: &str) {
+    for workload in [&["ingest", "--batch", "3"][..], &["certifications"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_soundcheck"))
+            .args(["bench", "load", "--url", base, "--token", token])
+            .args(["--catalog", "examples/catalog/catalog-info.yaml"])
+            .args(["--concurrency", "2", "--requests", "5", "--seed", "7"])
+            .args(workload)
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{workload:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let figures: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(figures["requests"], 5, "{workload:?}: {figures}");
+        let per_request = if workload[0] == "ingest" { 3.0 } else { 1.0 };
+        let items = figures["itemsPerSecond"].as_f64().unwrap();
+        let requests = figures["requestsPerSecond"].as_f64().unwrap();
+        assert!(
+            (items - requests * per_request).abs() < 1e-6 * items,
+            "{figures}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_binary_serves_the_api_end_to_end_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -260,6 +289,7 @@ async fn the_binary_serves_the_api_end_to_end_and_stops_on_sigterm() {
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
     }
+    bench_load_drives_the_server(&base, token);
     // a stream that is still open must not hold up shutdown
     let mut follower = Command::new(env!("CARGO_BIN_EXE_soundcheck"))
         .args(["events", "tail", "--url", &base])
