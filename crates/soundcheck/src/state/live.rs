@@ -22,6 +22,9 @@ use crate::store::{EntitySnapshot, FactNeeds, NeededFact, SnapshotMap};
 /// The built-in catalog collector's fact.
 const ENTITY_DESCRIPTOR: &str = crate::batch::ENTITY_DESCRIPTOR;
 
+/// Entities evaluated between two turns given to other tasks (see `submit_facts`).
+const YIELD_EVERY: usize = 16;
+
 /// What one submission did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SubmitOutcome {
@@ -127,7 +130,15 @@ impl<S: StateStore + CatalogStore + Clone + 'static> LiveState<S> {
         let generation = pending.map(|p| p.lay_over(&mut snapshots));
         let t_snap = t0.elapsed();
         let mut unchanged = 0;
-        for (((entity_ref, scope), group), affected) in groups.into_iter().zip(affected) {
+        for (n, (((entity_ref, scope), group), affected)) in
+            groups.into_iter().zip(affected).enumerate()
+        {
+            // Evaluating a large submission takes milliseconds of CPU: other tasks on this
+            // worker (the previous submission's commit waiting to send its next statement,
+            // other requests) get a turn every few entities.
+            if n % YIELD_EVERY == YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
+            }
             let snapshot = snapshots
                 .remove(&(entity_ref.clone(), scope.clone()))
                 .unwrap_or_default();
