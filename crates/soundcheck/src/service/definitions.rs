@@ -11,7 +11,7 @@ use soundcheck_core::config::Node;
 use soundcheck_core::config::json::{json_node, load_with};
 
 use super::{App, Definitions, ServiceError, ServiceResult, now_ms};
-use crate::store::{DefinitionKind, DefinitionStore, SqlStore, StoreError};
+use crate::store::{DefinitionKind, DefinitionStore, QueryStore, SqlStore, StoreError};
 
 /// Which definitions a change is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +272,17 @@ impl App {
         defs.api_collectors = current.api_collectors.clone();
         self.store.delete_definition(family.kind(), id).await?;
         self.defs.store(Arc::new(defs));
+        Ok(())
+    }
+
+    /// Deletes an API-created check and its current results; with `history`, its history
+    /// too (see [`QueryStore::delete_check_results`]).
+    pub async fn delete_check(self: &Arc<Self>, id: &str, history: bool) -> ServiceResult<()> {
+        self.delete_definition(Family::Checks, id).await?;
+        // Under the writer lock: a fact submission evaluated before the check went has
+        // committed by then, so none writes results of the check after they are deleted.
+        let _writer = self.writer.lock().await;
+        self.store.delete_check_results(id, history).await?;
         Ok(())
     }
 

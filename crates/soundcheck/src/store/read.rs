@@ -130,7 +130,9 @@ pub trait QueryStore: Send + Sync {
         scope: Option<&str>,
         checks: &[String],
     ) -> impl Future<Output = StoreResult<u64>> + Send;
-    /// Deletes every result of a check, and its transitions too when `history`.
+    /// Deletes every result of a check. With `history`, also its daily aggregates and the
+    /// audit rows of submitted results, and its transitions so far leave its status history
+    /// (they stay stored: with events on they are the outbox, perhaps not delivered yet).
     fn delete_check_results(
         &self,
         check_id: &str,
@@ -232,6 +234,10 @@ fn in_list(sqlite: bool, column: &str, n: usize, empty: bool) -> String {
     }
 }
 
+/// Moves a check's status history floor (`$1`) past every transition stored so far.
+const HISTORY_FLOOR: &str = "INSERT INTO check_history_floors (check_id, after_id) \
+    SELECT CAST($1 AS TEXT), COALESCE(MAX(id), 0) FROM check_transitions WHERE true \
+    ON CONFLICT (check_id) DO UPDATE SET after_id = excluded.after_id";
 const RESULT_COLUMNS: &str = "check_id, entity_ref, scope, state, details, message, submitted_by, last_checked, last_changed";
 const LEVEL_COLUMNS: &str =
     "track_id, entity_ref, level_ordinal, scope, state, cumulative_state, last_changed";
@@ -360,6 +366,7 @@ impl QueryStore for SqlStore {
             if history {
                 sqlx::query("DELETE FROM daily_check_status WHERE check_id = $1").bind(check_id).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM result_submissions WHERE check_id = $1").bind(check_id).execute(&mut *tx).await?;
+                sqlx::query(HISTORY_FLOOR).bind(check_id).execute(&mut *tx).await?;
             }
             if let Some(bump) = self.state_version_bump() {
                 sqlx::query(bump).execute(&mut *tx).await?;
@@ -484,7 +491,8 @@ impl QueryStore for SqlStore {
         check_id: &str,
         scope: &str,
     ) -> StoreResult<Vec<(String, CheckState, i64)>> {
-        const SQL: &str = "SELECT entity_ref, state, at FROM check_transitions WHERE check_id = $1 AND scope = $2 ORDER BY at, id";
+        const SQL: &str = "SELECT entity_ref, state, at FROM check_transitions WHERE check_id = $1 AND scope = $2 \
+            AND id > COALESCE((SELECT after_id FROM check_history_floors WHERE check_id = $1), 0) ORDER BY at, id";
         on_pool!(&self.pool, p => {
             sqlx::query(SQL).bind(check_id).bind(scope).fetch_all(p).await?.into_iter()
                 .map(|r| Ok((r.try_get(0)?, check_state(&r.try_get::<String, _>(1)?)?, r.try_get(2)?))).collect()

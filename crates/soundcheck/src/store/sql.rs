@@ -33,7 +33,7 @@ pub(super) fn migrator(steps: &[(&'static str, &'static str)]) -> sqlx::migrate:
     )
 }
 
-pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 5] = [
+pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 6] = [
     (
         "state",
         include_str!("../../migrations/sqlite/0001_state.sql"),
@@ -54,8 +54,12 @@ pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 5] = [
         "entities by update time",
         include_str!("../../migrations/sqlite/0005_entities_updated_at.sql"),
     ),
+    (
+        "check history floors",
+        include_str!("../../migrations/sqlite/0006_check_history_floors.sql"),
+    ),
 ];
-const POSTGRES_MIGRATIONS: [(&str, &str); 4] = [
+const POSTGRES_MIGRATIONS: [(&str, &str); 5] = [
     (
         "state",
         include_str!("../../migrations/postgres/0001_state.sql"),
@@ -71,6 +75,10 @@ const POSTGRES_MIGRATIONS: [(&str, &str); 4] = [
     (
         "entities by update time",
         include_str!("../../migrations/postgres/0004_entities_updated_at.sql"),
+    ),
+    (
+        "check history floors",
+        include_str!("../../migrations/postgres/0005_check_history_floors.sql"),
     ),
 ];
 

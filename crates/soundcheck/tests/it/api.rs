@@ -458,7 +458,7 @@ async fn exemptions_are_created_counted_revoked_and_restored() {
     }
 }
 
-fn new_check() -> Value {
+pub(crate) fn new_check() -> Value {
     json!({
         "id": "api-has-description",
         "name": "Has a description",

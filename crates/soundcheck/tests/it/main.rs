@@ -9,6 +9,7 @@
 
 mod api;
 mod api_harness;
+mod api_history;
 mod api_input;
 mod backends;
 mod backstage_sink;

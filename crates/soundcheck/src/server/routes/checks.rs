@@ -130,9 +130,7 @@ pub async fn delete(
     params: Params,
 ) -> ApiResult<StatusCode> {
     let history = params.flag("deleteHistory")?;
-    app.delete_definition(Family::Checks, &id).await?;
-    use crate::store::QueryStore;
-    app.store().delete_check_results(&id, history).await?;
+    app.delete_check(&id, history).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
