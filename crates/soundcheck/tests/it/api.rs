@@ -467,19 +467,24 @@ pub(crate) fn new_check() -> Value {
     })
 }
 
+/// Creates [`new_check`] through the API and waits for its results.
+pub(crate) async fn create_new_check(api: &Api) {
+    let r = api
+        .send(
+            Method::POST,
+            "/api/soundcheck/checks",
+            json!({"checks": [new_check()]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    api.app.settled().await;
+}
+
 #[tokio::test]
 async fn checks_and_tracks_are_managed_through_the_api() {
     for b in backends::all().await {
         let api = Api::example(b).await;
-        let r = api
-            .send(
-                Method::POST,
-                "/api/soundcheck/checks",
-                json!({"checks": [new_check()]}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        api.app.settled().await;
+        create_new_check(&api).await;
         let status = api
             .get("/api/soundcheck/checks/api-has-description/status")
             .await

@@ -2,26 +2,13 @@
 //! `deleteHistory`, and created again with the same id.
 
 use axum::http::{Method, StatusCode};
-use serde_json::json;
 use soundcheck::store::QueryStore;
 
-use crate::api::new_check;
+use crate::api::create_new_check;
 use crate::api_harness::{Api, WRITE};
 use crate::backends;
 
 const CHECK: &str = "api-has-description";
-
-async fn create_check(api: &Api) {
-    let r = api
-        .send(
-            Method::POST,
-            "/api/soundcheck/checks",
-            json!({"checks": [new_check()]}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    api.app.settled().await;
-}
 
 async fn delete_check(api: &Api, query: &str) {
     let r = api
@@ -50,7 +37,7 @@ async fn delete_history_empties_the_status_history_of_a_check_created_again() {
     for b in backends::all().await {
         let name = b.name;
         let api = Api::example(b).await;
-        create_check(&api).await;
+        create_new_check(&api).await;
         let first = history_len(&api).await;
         assert!(first > 0, "{name}: the new check's results were recorded");
         let first_history = api
@@ -61,13 +48,13 @@ async fn delete_history_empties_the_status_history_of_a_check_created_again() {
         // Without deleteHistory the history is kept, and a check with the same id adds to it.
         delete_check(&api, "").await;
         assert_eq!(history_len(&api).await, first, "{name}");
-        create_check(&api).await;
+        create_new_check(&api).await;
         assert_eq!(history_len(&api).await, 2 * first, "{name}");
 
         // With it, the history so far is gone; the check created again starts afresh.
         delete_check(&api, "?deleteHistory=true").await;
         assert_eq!(history_len(&api).await, 0, "{name}");
-        create_check(&api).await;
+        create_new_check(&api).await;
         assert_eq!(history_len(&api).await, first, "{name}");
         let again = api
             .get(&format!("/api/soundcheck/checks/{CHECK}/status-history"))
