@@ -130,35 +130,9 @@ impl Writer {
         changes: &StateChanges,
         generation: u64,
     ) -> StoreResult<Held> {
+        // Grouped before the wait: the time between two commits is the pipeline's period.
+        let by_key = changes_by_key(changes);
         let commit = Arc::clone(&self.commit).lock_owned().await;
-        let mut by_key: HashMap<(String, String), KeyChanges> = HashMap::new();
-        let key = |e: &str, s: &str| (e.to_string(), s.to_string());
-        for c in &changes.results {
-            let r = &c.result;
-            by_key
-                .entry(key(&r.entity_ref, &r.scope))
-                .or_default()
-                .results
-                .push((r.check_id.clone(), r.state));
-        }
-        for c in &changes.certifications {
-            let s = &c.certification;
-            by_key
-                .entry(key(&s.entity_ref, &s.scope))
-                .or_default()
-                .certifications
-                .push((
-                    (s.track_id.clone(), s.level_ordinal),
-                    (s.state, s.cumulative_state),
-                ));
-        }
-        for f in &changes.facts {
-            by_key
-                .entry(key(&f.entity_ref, &f.scope))
-                .or_default()
-                .facts
-                .push((f.fact_ref.clone(), f.data.clone(), f.timestamp_ms));
-        }
         let mut pending = self.pending();
         if pending.generation != generation {
             return Err(abandoned());
@@ -176,6 +150,39 @@ impl Writer {
             _commit: commit,
         })
     }
+}
+
+/// A submission's changes by (entity, scope), as pending changes are kept.
+fn changes_by_key(changes: &StateChanges) -> HashMap<Key, KeyChanges> {
+    let mut by_key: HashMap<(String, String), KeyChanges> = HashMap::new();
+    let key = |e: &str, s: &str| (e.to_string(), s.to_string());
+    for c in &changes.results {
+        let r = &c.result;
+        by_key
+            .entry(key(&r.entity_ref, &r.scope))
+            .or_default()
+            .results
+            .push((r.check_id.clone(), r.state));
+    }
+    for c in &changes.certifications {
+        let s = &c.certification;
+        by_key
+            .entry(key(&s.entity_ref, &s.scope))
+            .or_default()
+            .certifications
+            .push((
+                (s.track_id.clone(), s.level_ordinal),
+                (s.state, s.cumulative_state),
+            ));
+    }
+    for f in &changes.facts {
+        by_key
+            .entry(key(&f.entity_ref, &f.scope))
+            .or_default()
+            .facts
+            .push((f.fact_ref.clone(), f.data.clone(), f.timestamp_ms));
+    }
+    by_key
 }
 
 impl Overlay {
