@@ -20,6 +20,10 @@ up). Every design gets the same submissions.
                                                                 # and per-row logs written from it at once
     python3 crates/soundcheck/benches/write_designs.py rows 3   # rows, 3 submissions per transaction (group commit):
                                                                 # COMMIT and checkpoint after every third
+    python3 crates/soundcheck/benches/write_designs.py deferstate 200  # facts and logs a row each as in `rows`,
+                                                                # result and level changes as one row of JSON per
+                                                                # submission, and every 200 submissions the result and
+                                                                # level tables brought up to date at once
 
 `rows` and `packed` also upsert the latest facts; `appends` and `batchlog` write fact
 history and transitions only (a design where the current state lives in memory and is
@@ -111,7 +115,7 @@ def fill(con, design, rng):
     con.execute("BEGIN")
     con.executemany(UPSERT_FACT, ((e, f, "default", data, START_MS, START_MS) for e in entities
                                   for f, data in (("entity_descriptor", DESCRIPTOR % (e, e)), ("ci", ci_fact(rng)))))
-    if design in ("rows", "deferred"):
+    if design in ("rows", "deferred", "deferstate"):
         con.executemany(UPSERT_RESULT, ((c, e, "default", "passed", START_MS, START_MS) for e in entities for c in checks))
         con.executemany(UPSERT_LEVEL, ((t, e, o, "default", "passed", "passed", START_MS, START_MS)
                                        for e in entities for t in tracks for o in range(1, LEVELS + 1)))
@@ -138,6 +142,9 @@ def submission(con, design, rng, batch, seq):
     seq += len(results)
     level_transitions = [(t, e, o, "default", old, new, old, new, now, seq + n) for n, (e, t, o) in enumerate(levels)]
     seq += len(levels)
+    if design == "deferstate":
+        PENDING["results"].update(((row[1], row[0]), row) for row in result_rows)
+        PENDING["levels"].update(((row[1], row[0], row[2]), row) for row in level_rows)
     if design == "deferred":
         PENDING["facts"].update(((e, f, sc), row) for row in facts for e, f, sc in [row[:3]])
         PENDING["results"].update(((row[1], row[0]), row) for row in result_rows)
@@ -147,7 +154,7 @@ def submission(con, design, rng, batch, seq):
     started = time.process_time()
     if batch % GROUP == 0:
         con.execute("BEGIN")
-    if design in ("rows", "packed"):
+    if design in ("rows", "packed", "deferstate"):
         con.executemany(UPSERT_FACT, sorted(facts))
         parts.append(("latest facts", time.process_time()))
     if design == "rows":
@@ -158,6 +165,9 @@ def submission(con, design, rng, batch, seq):
     if design == "packed":
         con.executemany(UPSERT_PACKED, packed_rows)
         parts.append(("entity states", time.process_time()))
+    if design == "deferstate":
+        con.execute(INSERT_BATCH, (first_seq, "[]", json.dumps(result_rows), json.dumps(level_rows)))
+        parts.append(("state log row", time.process_time()))
     if design in ("batchlog", "deferred"):
         # Encoded inside the clock, as the other designs bind their rows inside it.
         con.execute(INSERT_BATCH, (first_seq, json.dumps(facts), json.dumps(check_transitions),
@@ -184,6 +194,23 @@ PENDING = {"facts": {}, "results": {}, "levels": {}, "transitions": []}
 # Submissions per transaction (the optional second argument).
 GROUP = 1
 DEFER = 20
+
+
+def apply_state(con):
+    """`deferstate`: the result and level tables brought up to date from the last DEFER
+    submissions' changes at once, each key once, in key order; the log rows then deleted."""
+    results, levels = ([pending[k] for k in sorted(pending)] for pending in (PENDING["results"], PENDING["levels"]))
+    started = time.process_time()
+    con.execute("BEGIN")
+    con.executemany(UPSERT_RESULT, results)
+    con.executemany(UPSERT_LEVEL, levels)
+    con.execute("DELETE FROM submissions")
+    con.execute("COMMIT")
+    con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    rows = len(results) + len(levels)
+    for pending in PENDING.values():
+        pending.clear()
+    return {"deferred state": (time.process_time() - started) / DEFER}, rows
 
 
 def apply_pending(con):
@@ -226,24 +253,37 @@ def main(design):
                        "cache_size = -1048576", "wal_autocheckpoint = 0"):
             con.execute(f"PRAGMA {pragma}")
         tables = {"rows": [FACTS, RESULTS, LEVELS_TABLE], "packed": [FACTS, PACKED], "appends": [FACTS],
-                  "batchlog": [FACTS, BATCHES_TABLE], "deferred": [FACTS, RESULTS, LEVELS_TABLE, BATCHES_TABLE]}
+                  "batchlog": [FACTS, BATCHES_TABLE], "deferred": [FACTS, RESULTS, LEVELS_TABLE, BATCHES_TABLE],
+                  "deferstate": [FACTS, RESULTS, LEVELS_TABLE, BATCHES_TABLE]}
         for sql in LOGS + tables[design]:
             con.execute(sql)
         started = time.time()
         fill(con, design, fill_rng)
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         print(f"{design}: filled in {time.time() - started:.1f} s, {os.path.getsize(path) // 2**20} MB", flush=True)
-        times, walls, spans, seq = [], [], [], 0
-        for batch in range(BATCHES):
+        times, walls, spans, seq, flushed = [], [], [], 0, []
+        batches = max(BATCHES, WARM_UP + 2 * DEFER) if design == "deferstate" else BATCHES
+        for batch in range(batches):
             wall = time.perf_counter()
             parts, seq = submission(con, design, rng, batch, seq)
             walls.append(time.perf_counter() - wall)
             times.append(sum(parts.values()))
             spans.append(parts)
+            if design == "deferstate" and batch % DEFER == DEFER - 1:
+                applied, rows = apply_state(con)
+                flushed.append(rows)
+                for parts in spans[-DEFER:]:
+                    parts.update(applied)
             if design == "deferred" and batch % DEFER == DEFER - 1:
                 applied = apply_pending(con)
                 for parts in spans[-DEFER:]:
                     parts.update(applied)
+        if design == "deferstate":
+            # Only whole windows count, each submission with its share of its window's catch-up.
+            last = len(spans) - len(spans) % DEFER
+            spans, walls = spans[:last], walls[:last]
+            times = [sum(parts.values()) for parts in spans]
+            print(f"{design}: rows written per catch-up of {DEFER} submissions: {flushed}", flush=True)
         counted = sorted(times[WARM_UP:])
         mean = 1000 * sum(counted) / len(counted)
         print(f"{design}: one submission's writes: CPU mean {mean:.2f} ms, p50 {1000 * counted[len(counted) // 2]:.2f} ms, "
@@ -255,9 +295,13 @@ def main(design):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3) or sys.argv[1] not in ("rows", "packed", "appends", "batchlog", "deferred"):
+    if len(sys.argv) not in (2, 3) or sys.argv[1] not in ("rows", "packed", "appends", "batchlog", "deferred", "deferstate"):
         sys.exit(__doc__)
-    if len(sys.argv) == 3:
+    if len(sys.argv) == 3 and sys.argv[1] == "deferstate":
+        if not sys.argv[2].isdigit() or int(sys.argv[2]) < 1:
+            sys.exit("the second argument, submissions per catch-up, is a positive integer")
+        DEFER = int(sys.argv[2])
+    elif len(sys.argv) == 3:
         if not sys.argv[2].isdigit() or int(sys.argv[2]) < 1 or sys.argv[1] == "deferred":
             sys.exit("the second argument, submissions per transaction, is a positive integer (not with deferred)")
         GROUP = int(sys.argv[2])
