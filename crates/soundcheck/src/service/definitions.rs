@@ -77,6 +77,30 @@ fn compile(
 }
 
 /// The definitions from the config files and the database.
+/// Each check's cluster of stored results (see `store::clusters`): checks reading the same
+/// fact share one, so a submission of that fact changes results stored side by side. A
+/// check is placed by the first, in text order, of the facts it reads other than the entity
+/// descriptor (which any check may read); one that reads no other fact is in cluster 0. The
+/// number is 15 bits of a checksum of that fact ref (two bytes in every stored result; two
+/// facts sharing a number only share a cluster), so it stays the same across restarts and
+/// across config changes that keep the check's facts.
+pub(super) fn check_clusters(engine: &Engine) -> Vec<(String, i64)> {
+    const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    let table = engine.fact_table();
+    (0..engine.check_count())
+        .map(|check| {
+            let first = engine
+                .slots_read_by(check)
+                .iter()
+                .map(|slot| table.fact_ref(*slot).as_str())
+                .filter(|fact_ref| *fact_ref != crate::batch::ENTITY_DESCRIPTOR)
+                .min();
+            let cluster = first.map_or(0, |f| i64::from(CRC.checksum(f.as_bytes()) & 0x7fff));
+            (engine.check_id(check).to_string(), cluster)
+        })
+        .collect()
+}
+
 pub(super) async fn load(base: &Node, store: &SqlStore) -> Result<Definitions, LoadError> {
     let checks = store.definitions(DefinitionKind::Check).await?;
     let tracks = store.definitions(DefinitionKind::Track).await?;
@@ -105,6 +129,19 @@ pub struct Incoming {
 }
 
 impl App {
+    /// Places the stored results by the current checks' clusters. A failure costs only
+    /// locality (results are the same wherever they sit), so it is logged, not returned.
+    pub(super) async fn cluster_results(&self) {
+        let clusters = check_clusters(&self.definitions().engine);
+        match self.store.set_check_clusters(&clusters).await {
+            Ok(0) => {}
+            Ok(moved) => tracing::info!(moved, "stored results placed by their checks' clusters"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the checks' clusters; stored results stay where they are")
+            }
+        }
+    }
+
     /// Creates (or, with `replace`, replaces) definitions of one family; returns them as
     /// stored. A file-defined id is read-only; a new id must be unused.
     pub async fn put_definitions(
@@ -220,6 +257,7 @@ impl App {
             .filter_map(|i| definition_json(&defs, family, &i.id))
             .collect();
         self.defs.store(Arc::new(defs));
+        self.cluster_results().await;
         self.reevaluate_in_background().await;
         Ok(out)
     }
@@ -272,6 +310,7 @@ impl App {
         defs.api_collectors = current.api_collectors.clone();
         self.store.delete_definition(family.kind(), id).await?;
         self.defs.store(Arc::new(defs));
+        self.cluster_results().await;
         Ok(())
     }
 
@@ -354,5 +393,55 @@ pub fn definition_json(defs: &Definitions, family: Family, id: &str) -> Option<V
             .config
             .track(id)
             .and_then(|t| serde_json::to_value(t).ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use soundcheck_core::Engine;
+
+    use super::check_clusters;
+
+    const CONFIG: &str = r#"
+soundcheck:
+  checks:
+    - id: private
+      rule: { factRef: 'github:default/repo', path: '$.private', operator: equal, value: true }
+    - id: documented
+      rule:
+        all:
+          - { factRef: 'scm:default/files', path: '$.readme', operator: equal, value: true }
+          - { factRef: 'github:default/repo', path: '$.size', operator: lessThan, value: 3 }
+    - id: readme
+      rule: { factRef: 'scm:default/files', path: '$.readme', operator: equal, value: true }
+    - id: service
+      rule: { factRef: 'catalog:default/entity_descriptor', path: '$.spec.type', operator: equal, value: service }
+    - id: manual
+"#;
+
+    #[test]
+    fn checks_reading_the_same_first_fact_share_a_cluster() {
+        let loaded =
+            soundcheck_core::config::load_str("c.yaml", CONFIG, Path::new("."), &|_| None).unwrap();
+        let clusters = check_clusters(&Engine::new(&loaded.config));
+        let of = |id: &str| clusters.iter().find(|(c, _)| c == id).map(|(_, n)| *n);
+        // `documented` reads both facts; the first in text order places it.
+        assert_eq!(of("documented"), of("private"));
+        assert_ne!(of("readme"), of("private"));
+        // The entity descriptor does not place a check, nor does having no rule.
+        assert_eq!(of("service"), Some(0));
+        assert_eq!(of("manual"), Some(0));
+        // Stable across builds and restarts: a checksum of the fact ref, in 15 bits.
+        assert_eq!(
+            of("private"),
+            Some(i64::from(
+                crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(b"github:default/repo")
+                    & 0x7fff
+            ))
+        );
+        assert!(clusters.iter().all(|(_, n)| (0..0x8000).contains(n)));
+        assert_eq!(clusters.len(), 5);
     }
 }

@@ -175,6 +175,8 @@ impl App {
             .await
             .context("cannot start the event sinks")?;
         }
+        // Before anything evaluates: results are written where their checks' clusters say.
+        app.cluster_results().await;
         if let Some(source) = &options.catalog {
             app.load_catalog(source).await?;
         }
@@ -252,6 +254,7 @@ impl App {
             let _guard = self.definitions_lock.lock().await;
             let defs = definitions::load(&self.base, &self.store).await?;
             self.defs.store(Arc::new(defs));
+            self.cluster_results().await;
             if let Ok(mut s) = self.seen.lock() {
                 s[2] = marker[2];
                 s[3] = marker[3];

@@ -114,14 +114,21 @@ pub const SQLITE: Dialect = Dialect {
     ],
     stage_results: "INSERT INTO temp.stage_results SELECT key, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM jsonb_each($1)",
     stage_certifications: "INSERT INTO temp.stage_certifications SELECT key, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM jsonb_each($1)",
-    upsert_results: STAGE.0,
+    // Each result row takes its check's cluster (see migration 7): the key is
+    // (entity, scope, cluster, check).
+    upsert_results: "INSERT INTO check_results (check_id, entity_ref, scope, state, details, message, submitted_by, last_checked, last_changed, check_cluster) \
+        SELECT check_id, entity_ref, scope, state, details, message, submitted_by, $1, $1, \
+        COALESCE((SELECT cluster FROM check_clusters c WHERE c.check_id = stage_results.check_id), 0) FROM stage_results WHERE true \
+        ON CONFLICT (entity_ref, scope, check_cluster, check_id) DO UPDATE SET state = excluded.state, details = excluded.details, message = excluded.message, \
+        submitted_by = excluded.submitted_by, last_checked = excluded.last_checked, last_changed = excluded.last_changed",
     insert_check_transitions: STAGE.1,
     upsert_certifications: STAGE.2,
     insert_certification_transitions: STAGE.3,
     direct: [
-        "INSERT INTO check_results (check_id, entity_ref, scope, state, details, message, submitted_by, last_checked, last_changed) \
-            SELECT value->>0, value->>1, value->>2, value->>3, value->>6, value->>7, value->>8, $2, $2 FROM jsonb_each($1) WHERE true \
-            ON CONFLICT (entity_ref, scope, check_id) DO UPDATE SET state = excluded.state, details = excluded.details, message = excluded.message, \
+        "INSERT INTO check_results (check_id, entity_ref, scope, state, details, message, submitted_by, last_checked, last_changed, check_cluster) \
+            SELECT value->>0, value->>1, value->>2, value->>3, value->>6, value->>7, value->>8, $2, $2, \
+            COALESCE((SELECT cluster FROM check_clusters c WHERE c.check_id = value->>0), 0) FROM jsonb_each($1) WHERE true \
+            ON CONFLICT (entity_ref, scope, check_cluster, check_id) DO UPDATE SET state = excluded.state, details = excluded.details, message = excluded.message, \
             submitted_by = excluded.submitted_by, last_checked = excluded.last_checked, last_changed = excluded.last_changed",
         "INSERT INTO check_transitions (check_id, entity_ref, scope, previous_state, state, at, seq) \
             SELECT value->>0, value->>1, value->>2, value->>4, value->>3, $2, $3 + key + 1 FROM jsonb_each($1) ORDER BY key",

@@ -18,6 +18,7 @@ macro_rules! on_pool {
 
 mod cache;
 mod catalog;
+mod clusters;
 mod definitions;
 mod dialect;
 mod encode;

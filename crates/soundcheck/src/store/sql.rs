@@ -33,7 +33,7 @@ pub(super) fn migrator(steps: &[(&'static str, &'static str)]) -> sqlx::migrate:
     )
 }
 
-pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 6] = [
+pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 7] = [
     (
         "state",
         include_str!("../../migrations/sqlite/0001_state.sql"),
@@ -57,6 +57,10 @@ pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 6] = [
     (
         "check history floors",
         include_str!("../../migrations/sqlite/0006_check_history_floors.sql"),
+    ),
+    (
+        "results clustered by fact",
+        include_str!("../../migrations/sqlite/0007_results_clustered_by_fact.sql"),
     ),
 ];
 const POSTGRES_MIGRATIONS: [(&str, &str); 5] = [

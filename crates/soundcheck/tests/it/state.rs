@@ -2,8 +2,8 @@
 //! changes, no-change, events disabled, and the exact payloads of both topics.
 
 use soundcheck::store::{
-    CertificationChange, ResultChange, StateChanges, StateStore, StoredCertification, StoredResult,
-    Touch,
+    CertificationChange, QueryStore, ResultChange, StateChanges, StateStore, StoredCertification,
+    StoredResult, Touch,
 };
 use soundcheck_core::model::{CertState, CheckState};
 
@@ -192,4 +192,67 @@ async fn an_unknown_database_url_is_a_clear_error() {
         err.to_string(),
         "unsupported database URL `mysql://x`: expected sqlite://PATH or postgres://..."
     );
+}
+
+/// SQLite stores an entity's results by their checks' clusters (PostgreSQL ignores them): a
+/// check that changes cluster takes its stored results along, and they stay one per check,
+/// with the same reads and events before and after.
+#[tokio::test]
+async fn results_move_with_their_checks_cluster() {
+    for b in backends::all().await {
+        let store = &b.store;
+        let sqlite = b.name == "sqlite";
+        let clusters = |c1: i64, c2: i64| vec![("c1".to_string(), c1), ("c2".to_string(), c2)];
+        assert_eq!(store.set_check_clusters(&clusters(7, 9)).await.unwrap(), 0);
+        let first = StateChanges {
+            now_ms: 1_700_000_000_000,
+            results: vec![
+                result("c1", CheckState::Passed, None),
+                result("c2", CheckState::Failed, None),
+                result("c3", CheckState::Warning, None),
+            ],
+            ..Default::default()
+        };
+        store.apply(&first, true).await.unwrap();
+        // c2 joins c1's cluster and c3 (never named) stays in cluster 0.
+        let moved = store.set_check_clusters(&clusters(7, 7)).await.unwrap();
+        assert_eq!(moved, u64::from(sqlite), "{}", b.name);
+        assert_eq!(
+            store.set_check_clusters(&clusters(7, 7)).await.unwrap(),
+            0,
+            "{}: unchanged",
+            b.name
+        );
+        let second = StateChanges {
+            now_ms: 1_700_000_000_500,
+            results: vec![result("c2", CheckState::Passed, Some(CheckState::Failed))],
+            ..Default::default()
+        };
+        let applied = store.apply(&second, true).await.unwrap();
+        assert_eq!(applied.events(), 1, "{}", b.name);
+        // Forgetting every cluster moves the two named checks' results to cluster 0.
+        assert_eq!(
+            store.set_check_clusters(&[]).await.unwrap(),
+            2 * u64::from(sqlite),
+            "{}",
+            b.name
+        );
+        let rows = store
+            .result_rows("component:default/a", None, &[])
+            .await
+            .unwrap();
+        let mut states: Vec<(String, CheckState)> =
+            rows.into_iter().map(|r| (r.check_id, r.state)).collect();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            states,
+            [
+                ("c1".to_string(), CheckState::Passed),
+                ("c2".to_string(), CheckState::Passed),
+                ("c3".to_string(), CheckState::Warning),
+            ],
+            "{}",
+            b.name
+        );
+    }
 }
