@@ -76,7 +76,6 @@ fn compile(
     })
 }
 
-/// The definitions from the config files and the database.
 /// Each check's cluster of stored results (see `store::clusters`): checks reading the same
 /// fact share one, so a submission of that fact changes results stored side by side. A
 /// check is placed by the first, in text order, of the facts it reads other than the entity
@@ -101,6 +100,7 @@ pub(super) fn check_clusters(engine: &Engine) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// The definitions from the config files and the database.
 pub(super) async fn load(base: &Node, store: &SqlStore) -> Result<Definitions, LoadError> {
     let checks = store.definitions(DefinitionKind::Check).await?;
     let tracks = store.definitions(DefinitionKind::Track).await?;

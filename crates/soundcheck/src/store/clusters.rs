@@ -9,48 +9,66 @@ use sqlx::Row;
 use super::StoreResult;
 use super::sql::{Pool, SqlStore};
 
-/// Whether the stored clusters are exactly `$1` (a JSON array of `[check id, cluster]`).
-const SAME_CLUSTERS: &str = "SELECT (SELECT count(*) FROM check_clusters) = json_array_length($1) \
-    AND NOT EXISTS (SELECT 1 FROM json_each($1) j LEFT JOIN check_clusters c ON c.check_id = j.value->>0 \
-    WHERE c.cluster IS NOT j.value->>1)";
-const CLEAR_CLUSTERS: &str = "DELETE FROM check_clusters";
-const INSERT_CLUSTERS: &str =
-    "INSERT INTO check_clusters (check_id, cluster) SELECT value->>0, value->>1 FROM json_each($1)";
-/// Moves the results whose check changed cluster (a check not listed is in cluster 0).
-const MOVE_RESULTS: &str = "UPDATE check_results SET check_cluster = \
-    COALESCE((SELECT cluster FROM check_clusters c WHERE c.check_id = check_results.check_id), 0) \
-    WHERE check_cluster <> COALESCE((SELECT cluster FROM check_clusters c WHERE c.check_id = check_results.check_id), 0)";
+/// The listed checks (`$1`, a JSON array of `[check id, cluster]`) whose recorded cluster
+/// differs; a check never recorded has its results in cluster 0.
+const CHANGED: &str = "SELECT j.value->>0, j.value->>1 FROM json_each($1) j \
+    LEFT JOIN check_clusters c ON c.check_id = j.value->>0 WHERE COALESCE(c.cluster, 0) <> j.value->>1";
+const RECORD: &str = "INSERT INTO check_clusters (check_id, cluster) SELECT value->>0, value->>1 FROM json_each($1) WHERE true \
+    ON CONFLICT (check_id) DO UPDATE SET cluster = excluded.cluster";
+/// Moves the results of the checks in `$1` (a JSON array of ids, just recorded) to their
+/// recorded cluster: one pass over the table.
+const MOVE_RESULTS: &str = "UPDATE check_results \
+    SET check_cluster = (SELECT cluster FROM check_clusters c WHERE c.check_id = check_results.check_id) \
+    WHERE check_id IN (SELECT value FROM json_each($1)) \
+    AND check_cluster <> (SELECT cluster FROM check_clusters c WHERE c.check_id = check_results.check_id)";
 
 impl SqlStore {
-    /// Records each check's cluster (`(check id, cluster)`, ids unique) and moves the stored
-    /// results of checks whose cluster changed, in one transaction; returns the results
-    /// moved. Nothing is written when the clusters are the ones stored.
+    /// Records each listed check's cluster (`(check id, cluster)`, ids unique) and moves the
+    /// stored results of those whose cluster changed, in one transaction; returns the
+    /// results moved. Nothing is written when none changed. A check no longer listed keeps
+    /// its recorded cluster, so its stored results and any later write of them still agree.
     pub async fn set_check_clusters(&self, clusters: &[(String, i64)]) -> StoreResult<u64> {
         let Pool::Sqlite(pool) = self.write_pool() else {
             return Ok(0);
         };
-        let rows = serde_json::Value::from(
+        let listed = serde_json::Value::from(
             clusters
                 .iter()
                 .map(|(id, cluster)| serde_json::json!([id, cluster]))
                 .collect::<Vec<_>>(),
         )
         .to_string();
-        let mut tx = pool.begin().await?;
-        let same: bool = sqlx::query(SAME_CLUSTERS)
-            .bind(rows.as_str())
-            .fetch_one(&mut *tx)
+        // Immediate: it reads, then writes, and another process may be writing the file.
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let changed: Vec<(String, i64)> = sqlx::query(CHANGED)
+            .bind(listed.as_str())
+            .fetch_all(&mut *tx)
             .await?
-            .try_get(0)?;
-        if same {
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        if changed.is_empty() {
             return Ok(0);
         }
-        sqlx::query(CLEAR_CLUSTERS).execute(&mut *tx).await?;
-        sqlx::query(INSERT_CLUSTERS)
+        let rows = serde_json::Value::from(
+            changed
+                .iter()
+                .map(|(id, cluster)| serde_json::json!([id, cluster]))
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        sqlx::query(RECORD)
             .bind(rows.as_str())
             .execute(&mut *tx)
             .await?;
+        let ids = serde_json::Value::from(
+            changed
+                .into_iter()
+                .map(|(id, _)| serde_json::Value::from(id))
+                .collect::<Vec<_>>(),
+        );
         let moved = sqlx::query(MOVE_RESULTS)
+            .bind(ids.to_string())
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -40,7 +40,8 @@ pub struct Dialect {
     pub touch_result_checks: &'static str,
     /// The same for one entity and scope (`$3`, `$4`) and a JSON array of check ids: equality
     /// on the key's leading columns, so the planner uses the primary key whatever its
-    /// estimate of the array's length.
+    /// estimate of the array's length (on SQLite it then reads the entity's results, which
+    /// the key orders by cluster before check).
     pub touch_entity_checks: &'static str,
     pub results_of: &'static str,
     /// Events after `$1` (at most `$2`), from the three tables that hold them.

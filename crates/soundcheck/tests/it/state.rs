@@ -230,10 +230,24 @@ async fn results_move_with_their_checks_cluster() {
         };
         let applied = store.apply(&second, true).await.unwrap();
         assert_eq!(applied.events(), 1, "{}", b.name);
-        // Forgetting every cluster moves the two named checks' results to cluster 0.
+        // A check left out keeps its cluster; c1 alone moves.
         assert_eq!(
-            store.set_check_clusters(&[]).await.unwrap(),
-            2 * u64::from(sqlite),
+            store
+                .set_check_clusters(&[("c1".to_string(), 8)])
+                .await
+                .unwrap(),
+            u64::from(sqlite),
+            "{}",
+            b.name
+        );
+        let third = StateChanges {
+            now_ms: 1_700_000_001_000,
+            results: vec![result("c1", CheckState::Failed, Some(CheckState::Passed))],
+            ..Default::default()
+        };
+        assert_eq!(
+            store.apply(&third, true).await.unwrap().events(),
+            1,
             "{}",
             b.name
         );
@@ -247,7 +261,7 @@ async fn results_move_with_their_checks_cluster() {
         assert_eq!(
             states,
             [
-                ("c1".to_string(), CheckState::Passed),
+                ("c1".to_string(), CheckState::Failed),
                 ("c2".to_string(), CheckState::Passed),
                 ("c3".to_string(), CheckState::Warning),
             ],
