@@ -31,13 +31,7 @@ impl SqlStore {
         let Pool::Sqlite(pool) = self.write_pool() else {
             return Ok(0);
         };
-        let listed = serde_json::Value::from(
-            clusters
-                .iter()
-                .map(|(id, cluster)| serde_json::json!([id, cluster]))
-                .collect::<Vec<_>>(),
-        )
-        .to_string();
+        let listed = pairs(clusters);
         // Immediate: it reads, then writes, and another process may be writing the file.
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         let changed: Vec<(String, i64)> = sqlx::query(CHANGED)
@@ -50,15 +44,8 @@ impl SqlStore {
         if changed.is_empty() {
             return Ok(0);
         }
-        let rows = serde_json::Value::from(
-            changed
-                .iter()
-                .map(|(id, cluster)| serde_json::json!([id, cluster]))
-                .collect::<Vec<_>>(),
-        )
-        .to_string();
         sqlx::query(RECORD)
-            .bind(rows.as_str())
+            .bind(pairs(&changed))
             .execute(&mut *tx)
             .await?;
         let ids = serde_json::Value::from(
@@ -75,4 +62,15 @@ impl SqlStore {
         tx.commit().await?;
         Ok(moved)
     }
+}
+
+/// `(check id, cluster)` pairs as the JSON array of `[id, cluster]` the statements read.
+fn pairs(clusters: &[(String, i64)]) -> String {
+    serde_json::Value::from(
+        clusters
+            .iter()
+            .map(|(id, cluster)| serde_json::json!([id, cluster]))
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
 }
