@@ -103,4 +103,4 @@ print(f"GET /certifications: p99 {certs['p99Ms']:.2f} ms")
 print(f"per request: server CPU {per(s0, s1):.1f} ms; machine user {per(u0, u1):.1f}, system {per(y0, y1):.1f}, idle {per(i0, i1):.1f} ms")
 PY
 python3 "$here/thread_times.py" diff "$out/threads-before.json" "$out/threads-after.json" "$requests"
-grep VmRSS "/proc/$server/status"
+grep -E "VmRSS|RssAnon|RssFile" "/proc/$server/status" | tr -s " \t" " " | paste -sd " "
