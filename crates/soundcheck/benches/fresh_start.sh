@@ -14,7 +14,8 @@
 #
 # Settings, from the environment: BIN (target/release/soundcheck), DATA (bench-data/100k),
 # SEED (1; give each start of a series its own), REQUESTS (1000), BATCH (500), CONCURRENCY (4),
-# PORT (7070), KEEP_DB (set it to keep the database). Everything a run writes goes to
+# PORT (7070), WRITE_BEHIND (`stateWriteBehindSeconds`, 10), KEEP_DB (set it to keep the
+# database). Everything a run writes goes to
 # bench-data/runs/LABEL. Linux only (/proc).
 set -euo pipefail
 
@@ -26,6 +27,7 @@ requests=${REQUESTS:-1000}
 batch=${BATCH:-500}
 concurrency=${CONCURRENCY:-4}
 port=${PORT:-7070}
+write_behind=${WRITE_BEHIND:-10}
 token=bench-write-token-0123456789
 out=bench-data/runs/$label
 here=$(dirname "$0")
@@ -39,6 +41,7 @@ soundcheck:
   server:
     port: $port
     database: sqlite://$out/serve.db
+    stateWriteBehindSeconds: $write_behind
     auth:
       allowAnonymousReads: true
       tokens: [ { token: $token, subject: bench, access: write } ]

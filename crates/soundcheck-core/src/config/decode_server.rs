@@ -1,5 +1,5 @@
-//! Decodes `soundcheck.server`: listen address, database URL, body limit, state cache size and
-//! API tokens.
+//! Decodes `soundcheck.server`: listen address, database URL, body limit, state cache size,
+//! write-behind delay and API tokens.
 
 use super::diagnostics::Diagnostics;
 use super::fields::{Fields, list};
@@ -12,6 +12,7 @@ const SERVER_KEYS: &[&str] = &[
     "database",
     "bodyLimitBytes",
     "stateCacheEntities",
+    "stateWriteBehindSeconds",
     "auth",
 ];
 const AUTH_KEYS: &[&str] = &["tokens", "allowAnonymousReads"];
@@ -57,6 +58,9 @@ pub fn server(node: &Node, diags: &mut Diagnostics) -> ServerConfig {
     }
     if let Some(n) = f.int_in("stateCacheEntities", 0, 10_000_000, diags) {
         config.state_cache_entities = usize::try_from(n).unwrap_or(config.state_cache_entities);
+    }
+    if let Some(n) = f.int_in("stateWriteBehindSeconds", 0, 3600, diags) {
+        config.state_write_behind_seconds = n;
     }
     if let Some(auth) = f.get("auth") {
         decode_auth(auth, &mut config, diags);

@@ -50,6 +50,11 @@ pub struct ServerConfig {
     /// (Entity, scope) pairs whose evaluation state a SQLite database keeps in memory
     /// (`stateCacheEntities`, default 200,000; 0 turns the cache off).
     pub state_cache_entities: usize,
+    /// Seconds a SQLite database may hold the check results and levels fact submissions
+    /// change before writing them to their tables in bulk (`stateWriteBehindSeconds`,
+    /// default 10; 0 writes them with each submission). Their transitions are always
+    /// written with the submission, so nothing is lost on a crash.
+    pub state_write_behind_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +67,7 @@ impl Default for ServerConfig {
             tokens: Vec::new(),
             allow_anonymous_reads: false,
             state_cache_entities: 200_000,
+            state_write_behind_seconds: 10,
         }
     }
 }

@@ -140,7 +140,8 @@ impl App {
                     crate::store::redact_url(&options.database_url)
                 )
             })?
-            .with_state_cache(options.file_config.server.state_cache_entities);
+            .with_state_cache(options.file_config.server.state_cache_entities)
+            .with_write_behind(options.file_config.server.state_write_behind_seconds);
         let events = options.file_config.events_enabled.then(|| {
             EventsService::new(
                 store.clone(),
@@ -277,10 +278,16 @@ impl App {
         self.stopping.clone()
     }
 
-    /// Waits for fact submissions still committing (their callers may have gone), then
-    /// stops event delivery (saving cursors).
+    /// Waits for fact submissions still committing (their callers may have gone), writes the
+    /// results and levels write-behind holds, then stops event delivery (saving cursors).
     pub async fn shutdown(&self) {
-        drop(self.writer.lock().await);
+        let writer = self.writer.lock().await;
+        // Not needed for safety (they are rolled forward on open), but it spares the next
+        // start the work.
+        if let Err(e) = self.store.settle().await {
+            tracing::warn!(error = %e, "could not write held results and levels; they are rolled forward on the next start");
+        }
+        drop(writer);
         if let Some(events) = &self.events {
             events.shutdown().await;
         }

@@ -11,6 +11,7 @@ use soundcheck_core::model::{CertState, CheckState};
 use sqlx::Row;
 
 use super::sql::SqlStore;
+use super::write_behind::{WriteHeld, written};
 use super::{StoreError, StoreResult};
 
 /// A fact as stored.
@@ -328,7 +329,11 @@ impl CatalogStore for SqlStore {
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
                 .collect::<StoreResult<Vec<_>>>()?
         });
-        snapshot_from(rows)
+        let mut snapshot = snapshot_from(rows)?;
+        if let Some(deferred) = &self.deferred {
+            deferred.patch_snapshot(entity_ref, scope, &mut snapshot);
+        }
+        Ok(snapshot)
     }
 
     async fn snapshots(
@@ -372,7 +377,13 @@ impl CatalogStore for SqlStore {
         }
         grouped
             .into_iter()
-            .map(|(k, rows)| Ok((k, snapshot_from(rows)?)))
+            .map(|(k, rows)| {
+                let mut snapshot = snapshot_from(rows)?;
+                if let Some(deferred) = &self.deferred {
+                    deferred.patch_snapshot(&k.0, &k.1, &mut snapshot);
+                }
+                Ok((k, snapshot))
+            })
             .collect()
     }
 
@@ -469,9 +480,12 @@ impl CatalogStore for SqlStore {
     async fn snapshot_daily(&self, day: &str, number_of_entities: i64) -> StoreResult<()> {
         on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
+            let taken = (&mut *tx).write_held(self.deferred.as_deref()).await?;
             sqlx::query(DAILY_CHECKS).bind(day).bind(number_of_entities).execute(&mut *tx).await?;
             sqlx::query(DAILY_TRACKS).bind(day).bind(number_of_entities).execute(&mut *tx).await?;
+            (&mut *tx).mark_written().await?;
             tx.commit().await?;
+            written(taken);
         });
         Ok(())
     }

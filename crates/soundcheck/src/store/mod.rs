@@ -19,6 +19,7 @@ macro_rules! on_pool {
 mod cache;
 mod catalog;
 mod clusters;
+mod deferred;
 mod definitions;
 mod dialect;
 mod encode;
@@ -27,6 +28,7 @@ mod read;
 mod snapshot;
 mod sql;
 mod sqlite;
+mod write_behind;
 
 use std::future::Future;
 
@@ -166,6 +168,23 @@ pub struct StateChanges {
     pub result_updates: Vec<ResultUpdate>,
     /// Submitted results, recorded for audit.
     pub submissions: Vec<Submission>,
+}
+
+impl StateChanges {
+    /// Whether write-behind may hold these changes (`store::deferred`): an evaluation's
+    /// results and levels only, nothing with details, a message or a submitter, and no
+    /// other write of those tables.
+    pub fn deferrable(&self) -> bool {
+        self.touched_results.is_empty()
+            && self.touched_certifications.is_empty()
+            && self.touched_checks.is_empty()
+            && self.result_updates.is_empty()
+            && self.submissions.is_empty()
+            && self
+                .results
+                .iter()
+                .all(|r| r.details.is_none() && r.message.is_none() && r.submitted_by.is_none())
+    }
 }
 
 /// New details for a stored result whose state is kept.

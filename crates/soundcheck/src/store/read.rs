@@ -8,6 +8,7 @@ use soundcheck_core::model::{CertState, CheckState};
 use sqlx::Row;
 
 use super::sql::SqlStore;
+use super::write_behind::{WriteHeld, written};
 use super::{StoreError, StoreResult};
 
 /// One stored check result with everything the API shows.
@@ -309,7 +310,7 @@ impl QueryStore for SqlStore {
             self.results_where(checks.is_empty())
         );
         let list = serde_json::to_string(checks).unwrap_or_else(|_| "[]".into());
-        on_pool!(&self.pool, p => {
+        let mut rows: Vec<ResultRow> = on_pool!(&self.pool, p => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).bind(scope);
             if !checks.is_empty() {
                 q = q.bind(list.as_str());
@@ -327,8 +328,12 @@ impl QueryStore for SqlStore {
                     last_checked: r.try_get(7)?,
                     last_changed: r.try_get(8)?,
                 })
-            }).collect()
-        })
+            }).collect::<StoreResult<_>>()?
+        });
+        if let Some(deferred) = &self.deferred {
+            deferred.patch_result_rows(entity_ref, scope, checks, &mut rows);
+        }
+        Ok(rows)
     }
 
     async fn delete_results(
@@ -345,6 +350,7 @@ impl QueryStore for SqlStore {
         let list = serde_json::to_string(checks).unwrap_or_else(|_| "[]".into());
         on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
+            let taken = (&mut *tx).write_held(self.deferred.as_deref()).await?;
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).bind(scope);
             if !checks.is_empty() {
                 q = q.bind(list.as_str());
@@ -353,7 +359,9 @@ impl QueryStore for SqlStore {
             if let Some(bump) = self.state_version_bump() {
                 sqlx::query(bump).execute(&mut *tx).await?;
             }
+            (&mut *tx).mark_written().await?;
             tx.commit().await?;
+            written(taken);
             Ok(n)
         })
     }
@@ -362,6 +370,7 @@ impl QueryStore for SqlStore {
         let _cache = self.dropping_cache();
         on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
+            let taken = (&mut *tx).write_held(self.deferred.as_deref()).await?;
             let n = sqlx::query("DELETE FROM check_results WHERE check_id = $1").bind(check_id).execute(&mut *tx).await?.rows_affected();
             if history {
                 sqlx::query("DELETE FROM daily_check_status WHERE check_id = $1").bind(check_id).execute(&mut *tx).await?;
@@ -371,7 +380,9 @@ impl QueryStore for SqlStore {
             if let Some(bump) = self.state_version_bump() {
                 sqlx::query(bump).execute(&mut *tx).await?;
             }
+            (&mut *tx).mark_written().await?;
             tx.commit().await?;
+            written(taken);
             Ok(n)
         })
     }
@@ -380,9 +391,13 @@ impl QueryStore for SqlStore {
         let sql = format!(
             "SELECT {LEVEL_COLUMNS} FROM certifications WHERE entity_ref = $1 ORDER BY track_id, scope, level_ordinal"
         );
-        on_pool!(&self.pool, p => {
-            sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).fetch_all(p).await?.into_iter().map(|r| Ok(level_row!(r))).collect()
-        })
+        let mut rows: Vec<LevelRow> = on_pool!(&self.pool, p => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).fetch_all(p).await?.into_iter().map(|r| Ok(level_row!(r))).collect::<StoreResult<_>>()?
+        });
+        if let Some(deferred) = &self.deferred {
+            deferred.patch_level_rows(entity_ref, &mut rows);
+        }
+        Ok(rows)
     }
 
     async fn check_states(
@@ -392,6 +407,7 @@ impl QueryStore for SqlStore {
     ) -> StoreResult<Vec<(String, CheckState)>> {
         const SQL: &str =
             "SELECT entity_ref, state FROM check_results WHERE check_id = $1 AND scope = $2";
+        self.settle().await?;
         on_pool!(&self.pool, p => {
             sqlx::query(SQL).bind(check_id).bind(scope).fetch_all(p).await?.into_iter()
                 .map(|r| Ok((r.try_get(0)?, check_state(&r.try_get::<String, _>(1)?)?))).collect()
@@ -402,6 +418,7 @@ impl QueryStore for SqlStore {
         let sql = format!(
             "SELECT {LEVEL_COLUMNS} FROM certifications WHERE track_id = $1 AND scope = $2 ORDER BY entity_ref, level_ordinal"
         );
+        self.settle().await?;
         on_pool!(&self.pool, p => {
             sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(track_id).bind(scope).fetch_all(p).await?.into_iter().map(|r| Ok(level_row!(r))).collect()
         })
@@ -574,6 +591,7 @@ impl QueryStore for SqlStore {
         let sqlite = self.is_sqlite();
         on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
+            let taken = (&mut *tx).write_held(self.deferred.as_deref()).await?;
             let mut removed = 0;
             for table in tables {
                 let sql = format!("DELETE FROM {table} WHERE true{}", in_list(sqlite, "entity_ref", 1, false));
@@ -582,7 +600,9 @@ impl QueryStore for SqlStore {
             if let Some(bump) = self.state_version_bump() {
                 sqlx::query(bump).execute(&mut *tx).await?;
             }
+            (&mut *tx).mark_written().await?;
             tx.commit().await?;
+            written(taken);
             Ok(removed)
         })
     }

@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use super::cache::{Fill, Key, StateCache};
 use super::catalog::{PairRow, SnapshotRow, snapshot_from};
+use super::deferred::Deferred;
 use super::sql::{Pool, SqlStore};
 use super::{EntitySnapshot, FactNeeds, StoreError, StoreResult};
 
@@ -63,6 +64,7 @@ impl SqlStore {
                 let mut out = lookup.hits;
                 out.extend(decode_and_fill(
                     cache,
+                    self.deferred.as_deref(),
                     pairs,
                     lookup.generation,
                     version,
@@ -79,7 +81,14 @@ impl SqlStore {
         let generation = cache.lookup(&[], now_ms, needs).generation;
         let all: Vec<&Key> = keys.iter().collect();
         let (pairs, version) = self.read_pairs(&all).await?;
-        decode_and_fill(cache, pairs, generation, version, now_ms)
+        decode_and_fill(
+            cache,
+            self.deferred.as_deref(),
+            pairs,
+            generation,
+            version,
+            now_ms,
+        )
     }
 
     /// One statement: everything about `pairs` and the state version; rows grouped by pair
@@ -142,6 +151,7 @@ impl SqlStore {
 /// Decodes pairs read whole and offers them to the cache.
 fn decode_and_fill(
     cache: &StateCache,
+    deferred: Option<&Deferred>,
     pairs: HashMap<Key, PairRows>,
     generation: u64,
     version: i64,
@@ -150,6 +160,9 @@ fn decode_and_fill(
     let mut decoded = Vec::with_capacity(pairs.len());
     for (key, pair) in pairs {
         let mut snapshot = snapshot_from(pair.rows)?;
+        if let Some(deferred) = deferred {
+            deferred.patch_snapshot(&key.0, &key.1, &mut snapshot);
+        }
         snapshot.exempt = pair
             .exemptions
             .iter()

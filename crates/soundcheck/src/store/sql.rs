@@ -8,6 +8,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::SqlitePool;
 
 use super::dialect::{self, Dialect};
+use super::write_behind::{WriteHeld, roll_forward};
 use super::{
     Applied, DeadEvent, EncodedChanges, OutboxAudit, StateChanges, StateStore, StoreError,
     StoreResult, StoredCertification, StoredEvent, StoredResult,
@@ -33,7 +34,7 @@ pub(super) fn migrator(steps: &[(&'static str, &'static str)]) -> sqlx::migrate:
     )
 }
 
-pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 7] = [
+pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 8] = [
     (
         "state",
         include_str!("../../migrations/sqlite/0001_state.sql"),
@@ -61,6 +62,10 @@ pub(super) const SQLITE_MIGRATIONS: [(&str, &str); 7] = [
     (
         "results clustered by fact",
         include_str!("../../migrations/sqlite/0007_results_clustered_by_fact.sql"),
+    ),
+    (
+        "state written",
+        include_str!("../../migrations/sqlite/0008_state_written.sql"),
     ),
 ];
 const POSTGRES_MIGRATIONS: [(&str, &str); 5] = [
@@ -115,6 +120,8 @@ pub struct SqlStore {
     pub(super) cache: Option<std::sync::Arc<super::StateCache>>,
     /// SQLite: the one connection every write goes through (`store::sqlite`).
     writer: Option<Pool>,
+    /// SQLite with write-behind on: results and levels not yet in their tables.
+    pub(super) deferred: Option<std::sync::Arc<super::deferred::Deferred>>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -130,6 +137,7 @@ impl SqlStore {
         let pool = if url.starts_with("sqlite:") {
             let (pool, sqlite_writer) = super::sqlite::open(url).await?;
             migrator(&SQLITE_MIGRATIONS).run(&pool).await?;
+            roll_forward(&sqlite_writer).await?;
             super::sqlite::spawn_checkpointer(pool.clone());
             writer = Some(Pool::Sqlite(sqlite_writer));
             Pool::Sqlite(pool)
@@ -162,6 +170,7 @@ impl SqlStore {
             event_id_prefix: prefix.cast_unsigned(),
             cache: None,
             writer,
+            deferred: None,
         })
     }
 
@@ -400,7 +409,12 @@ impl StateStore for SqlStore {
             rows.into_iter().map(|row| {
                 let state: String = row.try_get(3)?;
                 Ok(StoredResult { check_id: row.try_get(0)?, entity_ref: row.try_get(1)?, scope: row.try_get(2)?, state: check_state(&state)? })
-            }).collect()
+            }).collect::<StoreResult<Vec<_>>>()
+        }).map(|mut rows| {
+            if let Some(deferred) = &self.deferred {
+                deferred.patch_results(entity_refs, &mut rows);
+            }
+            rows
         })
     }
 
@@ -422,7 +436,12 @@ impl StateStore for SqlStore {
                     state: cert_state(&state)?,
                     cumulative_state: cert_state(&cumulative)?,
                 })
-            }).collect()
+            }).collect::<StoreResult<Vec<_>>>()
+        }).map(|mut rows| {
+            if let Some(deferred) = &self.deferred {
+                deferred.patch_certifications(entity_refs, &mut rows);
+            }
+            rows
         })
     }
 
@@ -462,8 +481,16 @@ impl StateStore for SqlStore {
             touched_checks,
             touched_entity_checks,
         } = encoded;
+        // Write-behind holds an evaluation's results and levels; any other change of them
+        // is written through, after what is held.
+        let deferred = self.deferred.as_deref();
+        let defer = deferred.filter(|_| changes.deferrable());
         on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
+            let taken = match defer {
+                None => (&mut *tx).write_held(deferred).await?,
+                Some(_) => None,
+            };
             let lock = d.lock_event_log.filter(|_| events);
             if let Some(lock) = lock.filter(|_| !changes.disjoint) {
                 sqlx::query(lock).execute(&mut *tx).await?;
@@ -494,22 +521,28 @@ impl StateStore for SqlStore {
             let n_results = i64::try_from(changes.results.len()).unwrap_or(i64::MAX);
             let n_certs = i64::try_from(changes.certifications.len()).unwrap_or(i64::MAX);
             let (direct_results, direct_certs) = (n_results <= DIRECT_MAX, n_certs <= DIRECT_MAX);
+            // Held (write-behind): no upsert, but large sets are still staged, for their
+            // transitions.
             if let Some(rows) = &results {
-                if direct_results {
-                    sqlx::query(d.direct[0]).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
-                } else {
+                if !direct_results {
                     sqlx::query(d.clear_stage[0]).execute(&mut *tx).await?;
                     sqlx::query(d.stage_results).bind(rows.as_str()).execute(&mut *tx).await?;
-                    sqlx::query(d.upsert_results).bind(now).execute(&mut *tx).await?;
+                }
+                match (defer, direct_results) {
+                    (Some(_), _) => {}
+                    (None, true) => { sqlx::query(d.direct[0]).bind(rows.as_str()).bind(now).execute(&mut *tx).await?; }
+                    (None, false) => { sqlx::query(d.upsert_results).bind(now).execute(&mut *tx).await?; }
                 }
             }
             if let Some(rows) = &certs {
-                if direct_certs {
-                    sqlx::query(d.direct[2]).bind(rows.as_str()).bind(now).execute(&mut *tx).await?;
-                } else {
+                if !direct_certs {
                     sqlx::query(d.clear_stage[1]).execute(&mut *tx).await?;
                     sqlx::query(d.stage_certifications).bind(rows.as_str()).execute(&mut *tx).await?;
-                    sqlx::query(d.upsert_certifications).bind(now).execute(&mut *tx).await?;
+                }
+                match (defer, direct_certs) {
+                    (Some(_), _) => {}
+                    (None, true) => { sqlx::query(d.direct[2]).bind(rows.as_str()).bind(now).execute(&mut *tx).await?; }
+                    (None, false) => { sqlx::query(d.upsert_certifications).bind(now).execute(&mut *tx).await?; }
                 }
             }
             // Then the transitions, which are the outbox: with events on, each takes the next
@@ -555,11 +588,30 @@ impl StateStore for SqlStore {
                     .fetch_one(&mut *tx).await?.try_get(0)?),
                 None => None,
             };
+            // Written through: the tables now reflect every transition. Held: reads see the
+            // changes from here on, and lose them again if the commit fails.
+            let held = match defer {
+                None => {
+                    (&mut *tx).mark_written().await?;
+                    None
+                }
+                Some(deferred) => Some(deferred.hold(changes)),
+            };
             // A read finding this version before `applied` below waits for it.
             let _committing = self.cache.as_deref().zip(version).map(|(cache, v)| cache.committing(v));
             tx.commit().await?;
+            if let Some(held) = held {
+                held.keep();
+            }
+            if let Some(taken) = taken {
+                taken.done(now);
+            }
             if let (Some(cache), Some(version)) = (&self.cache, version) {
                 cache.applied(version, changes);
+            }
+            if defer.is_some_and(|d| d.due(now)) {
+                let store = self.clone();
+                tokio::spawn(async move { store.write_behind().await });
             }
             Ok(if events { Applied { first_seq: before + 1, last_seq: last } } else { Applied { first_seq: 0, last_seq: -1 } })
         })

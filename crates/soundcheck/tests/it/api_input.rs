@@ -95,7 +95,9 @@ async fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
 }
 
 /// Reads the child's JSON log lines until the listening address appears.
-fn listening_address(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> String {
+pub(crate) fn listening_address(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> String {
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Ok(v) = serde_json::from_str::<Value>(&line)

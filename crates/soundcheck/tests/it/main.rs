@@ -24,3 +24,4 @@ mod sinks;
 mod state;
 mod state_cache;
 mod validate;
+mod write_behind;

@@ -1,0 +1,651 @@
+//! Write-behind of evaluation state (SQLite): the check results and certification levels a
+//! fact submission changes are held in memory and written to `check_results` and
+//! `certifications` in bulk, every `stateWriteBehindSeconds`, instead of row by row with
+//! each submission. An entity's results change many times between two writes, so a bulk
+//! write dirties far fewer pages (BENCHMARKS.md § 5, twelfth session).
+//!
+//! Nothing is lost on a crash: each submission still commits its transitions (the outbox),
+//! and every result or level held here is the newest transition of its key. The tables
+//! record which transitions they reflect (`state_flushed`); on open, transitions after that
+//! are rolled forward into the tables ([`ROLL_FORWARD`]).
+//!
+//! Reads of one entity merge what is held here over the tables; reads across entities, and
+//! every other write of those tables, first write what is held (see `SqlStore::settle`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use soundcheck_core::model::{CertState, CheckState};
+
+use super::read::{LevelRow, ResultRow};
+use super::write_behind::{WRITE_LEVELS, WRITE_RESULTS};
+use super::{EntitySnapshot, StateChanges, StoredCertification, StoredResult};
+
+/// A held result: state and the time it was reached (last checked and last changed).
+type HeldResult = (CheckState, i64);
+/// A held level: state, cumulative state and the time reached.
+type HeldLevel = (CertState, CertState, i64);
+
+/// One entity's held rows: a handful, searched in place, so that holding a change that
+/// replaces an earlier one allocates nothing.
+#[derive(Debug, Default, Clone)]
+struct EntityRows {
+    /// (scope, check id, held).
+    results: Vec<(String, String, HeldResult)>,
+    /// (scope, track id, level, held).
+    levels: Vec<(String, String, u32, HeldLevel)>,
+}
+
+/// Results and levels of a set of submissions, by entity (hashed: this is looked up for
+/// every change of every submission).
+#[derive(Debug, Default)]
+struct Rows {
+    entities: HashMap<String, EntityRows, foldhash::fast::RandomState>,
+    len: usize,
+}
+
+impl Rows {
+    /// A new entity's rows (callers look it up without allocating first).
+    fn entity(&mut self, entity_ref: &str) -> &mut EntityRows {
+        self.entities.entry(entity_ref.to_string()).or_default()
+    }
+
+    fn put_result(
+        &mut self,
+        entity: &str,
+        scope: &str,
+        check: &str,
+        held: HeldResult,
+    ) -> Option<HeldResult> {
+        let rows = match self.entities.get_mut(entity) {
+            Some(rows) => rows,
+            None => self.entity(entity),
+        };
+        if let Some(row) = rows
+            .results
+            .iter_mut()
+            .find(|r| r.1 == check && r.0 == scope)
+        {
+            return Some(std::mem::replace(&mut row.2, held));
+        }
+        rows.results
+            .push((scope.to_string(), check.to_string(), held));
+        self.len += 1;
+        None
+    }
+
+    fn put_level(
+        &mut self,
+        entity: &str,
+        scope: &str,
+        track: &str,
+        level: u32,
+        held: HeldLevel,
+    ) -> Option<HeldLevel> {
+        let rows = match self.entities.get_mut(entity) {
+            Some(rows) => rows,
+            None => self.entity(entity),
+        };
+        if let Some(row) = rows
+            .levels
+            .iter_mut()
+            .find(|r| r.2 == level && r.1 == track && r.0 == scope)
+        {
+            return Some(std::mem::replace(&mut row.3, held));
+        }
+        rows.levels
+            .push((scope.to_string(), track.to_string(), level, held));
+        self.len += 1;
+        None
+    }
+
+    /// Takes back a change held with [`Rows::put_result`] (`old`: what it replaced).
+    fn unput_result(&mut self, entity: &str, scope: &str, check: &str, old: Option<HeldResult>) {
+        let Some(rows) = self.entities.get_mut(entity) else {
+            return;
+        };
+        let Some(i) = rows
+            .results
+            .iter()
+            .position(|r| r.1 == check && r.0 == scope)
+        else {
+            return;
+        };
+        match old {
+            Some(held) => rows.results[i].2 = held,
+            None => {
+                rows.results.swap_remove(i);
+                self.len -= 1;
+            }
+        }
+    }
+
+    fn unput_level(
+        &mut self,
+        entity: &str,
+        scope: &str,
+        track: &str,
+        level: u32,
+        old: Option<HeldLevel>,
+    ) {
+        let Some(rows) = self.entities.get_mut(entity) else {
+            return;
+        };
+        let Some(i) = rows
+            .levels
+            .iter()
+            .position(|r| r.2 == level && r.1 == track && r.0 == scope)
+        else {
+            return;
+        };
+        match old {
+            Some(held) => rows.levels[i].3 = held,
+            None => {
+                rows.levels.swap_remove(i);
+                self.len -= 1;
+            }
+        }
+    }
+
+    /// Entities in key order, for writes that walk the tables' B-trees forwards.
+    fn sorted(&self) -> Vec<(&String, &EntityRows)> {
+        let mut entities: Vec<_> = self.entities.iter().collect();
+        entities.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        entities
+    }
+}
+
+#[derive(Debug, Default)]
+struct Layers {
+    /// Changes committed (or being committed) since the last bulk write began.
+    pending: Rows,
+    /// The changes a bulk write in progress is writing: still merged into reads until it
+    /// commits. Older than `pending`.
+    writing: Option<Arc<Rows>>,
+    /// When the last bulk write committed (ms).
+    written_at: i64,
+}
+
+/// The results and levels not yet in their tables; see the module header.
+#[derive(Debug)]
+pub struct Deferred {
+    layers: Mutex<Layers>,
+    /// Longest time a change waits (ms).
+    interval_ms: i64,
+    /// Held rows at which a bulk write starts early.
+    max_rows: usize,
+    /// A background bulk write was started and has not ended.
+    started: std::sync::atomic::AtomicBool,
+}
+
+/// Held rows at which a bulk write starts before its time: bounds memory and the length of
+/// one write transaction.
+const MAX_ROWS: usize = 2_000_000;
+
+impl Deferred {
+    /// Holds changes up to `interval_ms` before they are written.
+    pub fn new(interval_ms: i64, now_ms: i64) -> Self {
+        Self {
+            layers: Mutex::new(Layers {
+                written_at: now_ms,
+                ..Layers::default()
+            }),
+            interval_ms,
+            max_rows: MAX_ROWS,
+            started: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Layers> {
+        self.layers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        let layers = self.lock();
+        layers.pending.len == 0 && layers.writing.is_none()
+    }
+
+    /// Whether a bulk write is due at `now_ms` and none is running or about to: the caller
+    /// then starts one, and [`Deferred::finished`] says when it ends.
+    pub fn due(&self, now_ms: i64) -> bool {
+        let layers = self.lock();
+        let due = layers.pending.len > 0
+            && layers.writing.is_none()
+            && (now_ms - layers.written_at >= self.interval_ms
+                || layers.pending.len >= self.max_rows);
+        due && !self.started.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// The bulk write [`Deferred::due`] asked for ended (written, given up or failed).
+    pub fn finished(&self) {
+        self.started
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Holds the results and levels of `changes`, which the caller is about to commit with
+    /// their transitions. Dropping the returned guard without [`Held::keep`] takes them back.
+    pub fn hold<'a>(&'a self, changes: &'a StateChanges) -> Held<'a> {
+        let at = changes.now_ms;
+        let mut layers = self.lock();
+        let pending = &mut layers.pending;
+        let old_results = changes
+            .results
+            .iter()
+            .map(|c| {
+                let r = &c.result;
+                pending.put_result(&r.entity_ref, &r.scope, &r.check_id, (r.state, at))
+            })
+            .collect();
+        let old_levels = changes
+            .certifications
+            .iter()
+            .map(|c| {
+                let s = &c.certification;
+                let held = (s.state, s.cumulative_state, at);
+                pending.put_level(&s.entity_ref, &s.scope, &s.track_id, s.level_ordinal, held)
+            })
+            .collect();
+        Held {
+            owner: self,
+            changes,
+            old_results,
+            old_levels,
+            kept: false,
+        }
+    }
+
+    /// Moves everything pending to a bulk write, or `None` when nothing is pending. Must be
+    /// called inside the write transaction (on the one writer connection), so that every
+    /// change held was committed before it.
+    pub fn take(&self) -> Option<Taken<'_>> {
+        let mut layers = self.lock();
+        // A bulk write whose guard has not finished yet (its commit is returning): its rows
+        // are older than the pending ones, and writing them again is harmless.
+        if let Some(earlier) = layers.writing.take() {
+            restore(&mut layers, &earlier);
+        }
+        if layers.pending.len == 0 {
+            return None;
+        }
+        let rows = Arc::new(std::mem::take(&mut layers.pending));
+        layers.writing = Some(Arc::clone(&rows));
+        Some(Taken {
+            owner: self,
+            rows,
+            done: false,
+        })
+    }
+
+    /// The held results of one entity, oldest layer first: (scope, check, state, at).
+    fn results_of(&self, entity_ref: &str) -> Vec<(String, String, HeldResult)> {
+        let layers = self.lock();
+        let mut out = Vec::new();
+        for rows in layers
+            .writing
+            .as_deref()
+            .into_iter()
+            .chain([&layers.pending])
+        {
+            if let Some(e) = rows.entities.get(entity_ref) {
+                out.extend(e.results.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// The held levels of one entity, oldest layer first: (scope, (track, level), held).
+    fn levels_of(&self, entity_ref: &str) -> Vec<(String, (String, u32), HeldLevel)> {
+        let layers = self.lock();
+        let mut out = Vec::new();
+        for rows in layers
+            .writing
+            .as_deref()
+            .into_iter()
+            .chain([&layers.pending])
+        {
+            if let Some(e) = rows.entities.get(entity_ref) {
+                out.extend(
+                    e.levels
+                        .iter()
+                        .map(|(s, t, l, h)| (s.clone(), (t.clone(), *l), *h)),
+                );
+            }
+        }
+        out
+    }
+
+    /// `snapshot` of (entity, scope) with the held results and levels over the stored ones.
+    pub fn patch_snapshot(&self, entity_ref: &str, scope: &str, snapshot: &mut EntitySnapshot) {
+        for (s, check, (state, _)) in self.results_of(entity_ref) {
+            if s == scope {
+                snapshot.results.insert(Arc::from(check.as_str()), state);
+            }
+        }
+        for (s, (track, level), (state, cumulative, _)) in self.levels_of(entity_ref) {
+            if s == scope {
+                snapshot
+                    .certifications
+                    .insert((Arc::from(track.as_str()), level), (state, cumulative));
+            }
+        }
+    }
+
+    /// Stored result states of many entities with the held ones over them.
+    pub fn patch_results(&self, entity_refs: &[String], rows: &mut Vec<StoredResult>) {
+        for entity_ref in entity_refs {
+            for (scope, check_id, (state, _)) in self.results_of(entity_ref) {
+                let found = rows.iter_mut().find(|r| {
+                    r.entity_ref == *entity_ref && r.scope == scope && r.check_id == check_id
+                });
+                match found {
+                    Some(row) => row.state = state,
+                    None => rows.push(StoredResult {
+                        check_id,
+                        entity_ref: entity_ref.clone(),
+                        scope,
+                        state,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Stored levels of many entities with the held ones over them.
+    pub fn patch_certifications(
+        &self,
+        entity_refs: &[String],
+        rows: &mut Vec<StoredCertification>,
+    ) {
+        for entity_ref in entity_refs {
+            for (scope, (track_id, level_ordinal), (state, cumulative_state, _)) in
+                self.levels_of(entity_ref)
+            {
+                let found = rows.iter_mut().find(|r| {
+                    r.entity_ref == *entity_ref
+                        && r.scope == scope
+                        && r.track_id == track_id
+                        && r.level_ordinal == level_ordinal
+                });
+                match found {
+                    Some(row) => (row.state, row.cumulative_state) = (state, cumulative_state),
+                    None => rows.push(StoredCertification {
+                        track_id,
+                        entity_ref: entity_ref.clone(),
+                        level_ordinal,
+                        scope,
+                        state,
+                        cumulative_state,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Result rows of one entity (as `QueryStore::result_rows` filters them) with the held
+    /// ones over them, in (check, scope) order. A held result is an evaluation's: no details,
+    /// message or submitter.
+    pub fn patch_result_rows(
+        &self,
+        entity_ref: &str,
+        scope: Option<&str>,
+        checks: &[String],
+        rows: &mut Vec<ResultRow>,
+    ) {
+        let wanted = |s: &str, c: &str| {
+            scope.is_none_or(|x| x == s) && (checks.is_empty() || checks.iter().any(|x| x == c))
+        };
+        let held = self.results_of(entity_ref);
+        if held.is_empty() {
+            return;
+        }
+        for (s, check_id, (state, at)) in held.into_iter().filter(|(s, c, _)| wanted(s, c)) {
+            let row = ResultRow {
+                check_id,
+                entity_ref: entity_ref.to_string(),
+                scope: s,
+                state,
+                details: None,
+                message: None,
+                submitted_by: None,
+                last_checked: at,
+                last_changed: at,
+            };
+            match rows
+                .iter_mut()
+                .find(|r| r.check_id == row.check_id && r.scope == row.scope)
+            {
+                Some(old) => *old = row,
+                None => rows.push(row),
+            }
+        }
+        rows.sort_by(|a, b| (&a.check_id, &a.scope).cmp(&(&b.check_id, &b.scope)));
+    }
+
+    /// Level rows of one entity with the held ones over them, in (track, scope, level) order.
+    pub fn patch_level_rows(&self, entity_ref: &str, rows: &mut Vec<LevelRow>) {
+        let held = self.levels_of(entity_ref);
+        if held.is_empty() {
+            return;
+        }
+        for (scope, (track_id, level_ordinal), (state, cumulative_state, at)) in held {
+            let row = LevelRow {
+                track_id,
+                entity_ref: entity_ref.to_string(),
+                level_ordinal,
+                scope,
+                state,
+                cumulative_state,
+                last_changed: at,
+            };
+            let same = |r: &&mut LevelRow| {
+                r.track_id == row.track_id
+                    && r.scope == row.scope
+                    && r.level_ordinal == row.level_ordinal
+            };
+            match rows.iter_mut().find(same) {
+                Some(old) => *old = row,
+                None => rows.push(row),
+            }
+        }
+        rows.sort_by(|a, b| {
+            (&a.track_id, &a.scope, a.level_ordinal).cmp(&(&b.track_id, &b.scope, b.level_ordinal))
+        });
+    }
+}
+
+/// Puts rows of a bulk write that did not commit back under the pending ones (which are
+/// newer).
+fn restore(layers: &mut Layers, rows: &Rows) {
+    for (entity, held) in &rows.entities {
+        for (scope, check, h) in &held.results {
+            let newer = layers
+                .pending
+                .entities
+                .get(entity.as_str())
+                .is_some_and(|e| e.results.iter().any(|r| &r.1 == check && &r.0 == scope));
+            if !newer {
+                layers.pending.put_result(entity, scope, check, *h);
+            }
+        }
+        for (scope, track, level, h) in &held.levels {
+            let newer = layers
+                .pending
+                .entities
+                .get(entity.as_str())
+                .is_some_and(|e| {
+                    e.levels
+                        .iter()
+                        .any(|r| r.2 == *level && &r.1 == track && &r.0 == scope)
+                });
+            if !newer {
+                layers.pending.put_level(entity, scope, track, *level, *h);
+            }
+        }
+    }
+}
+
+/// Changes held for a transaction not yet committed; see [`Deferred::hold`].
+pub struct Held<'a> {
+    owner: &'a Deferred,
+    changes: &'a StateChanges,
+    /// What each result and level change replaced, to take them back.
+    old_results: Vec<Option<HeldResult>>,
+    old_levels: Vec<Option<HeldLevel>>,
+    kept: bool,
+}
+
+impl Held<'_> {
+    /// The transaction committed: the changes stay.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let mut layers = self.owner.lock();
+        let pending = &mut layers.pending;
+        for (c, old) in self
+            .changes
+            .certifications
+            .iter()
+            .zip(&self.old_levels)
+            .rev()
+        {
+            let s = &c.certification;
+            pending.unput_level(&s.entity_ref, &s.scope, &s.track_id, s.level_ordinal, *old);
+        }
+        for (c, old) in self.changes.results.iter().zip(&self.old_results).rev() {
+            let r = &c.result;
+            pending.unput_result(&r.entity_ref, &r.scope, &r.check_id, *old);
+        }
+    }
+}
+
+/// Rows moved to a bulk write; see [`Deferred::take`]. Dropped without [`Taken::done`] (the
+/// write failed), they go back to pending.
+pub struct Taken<'a> {
+    owner: &'a Deferred,
+    rows: Arc<Rows>,
+    done: bool,
+}
+
+impl Taken<'_> {
+    /// The same rows as statements of at most `rows` rows each, for a bulk write spread
+    /// over several transactions: ([`WRITE_RESULTS`] or [`WRITE_LEVELS`], `$1`).
+    pub fn chunks(&self, rows: usize) -> Vec<(&'static str, String)> {
+        let rows = rows.max(1);
+        let entities = self.rows.sorted();
+        let mut out = Vec::new();
+        let mut results = Vec::with_capacity(rows.min(self.rows.len));
+        for (entity, held) in &entities {
+            let mut mine: Vec<_> = held.results.iter().collect();
+            mine.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            for (scope, check, (state, at)) in mine {
+                results.push((check, entity, scope, state.as_str(), at));
+                if results.len() == rows {
+                    out.push((
+                        WRITE_RESULTS,
+                        serde_json::to_string(&results).unwrap_or_default(),
+                    ));
+                    results.clear();
+                }
+            }
+        }
+        if !results.is_empty() {
+            out.push((
+                WRITE_RESULTS,
+                serde_json::to_string(&results).unwrap_or_default(),
+            ));
+        }
+        let mut levels = Vec::with_capacity(rows.min(self.rows.len));
+        for (entity, held) in &entities {
+            let mut mine: Vec<_> = held.levels.iter().collect();
+            mine.sort_unstable_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
+            for (scope, track, level, (state, cumulative, at)) in mine {
+                levels.push((
+                    track,
+                    entity,
+                    level,
+                    scope,
+                    state.as_str(),
+                    cumulative.as_str(),
+                    at,
+                ));
+                if levels.len() == rows {
+                    out.push((
+                        WRITE_LEVELS,
+                        serde_json::to_string(&levels).unwrap_or_default(),
+                    ));
+                    levels.clear();
+                }
+            }
+        }
+        if !levels.is_empty() {
+            out.push((
+                WRITE_LEVELS,
+                serde_json::to_string(&levels).unwrap_or_default(),
+            ));
+        }
+        out
+    }
+
+    /// Whether these rows are still the ones being written: another write of the tables
+    /// (which writes everything held first) takes them over.
+    pub fn still_writing(&self) -> bool {
+        let layers = self.owner.lock();
+        layers
+            .writing
+            .as_ref()
+            .is_some_and(|w| Arc::ptr_eq(w, &self.rows))
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.rows.len
+    }
+
+    /// The write committed at `now_ms`.
+    pub fn done(mut self, now_ms: i64) {
+        self.done = true;
+        let mut layers = self.owner.lock();
+        if layers
+            .writing
+            .as_ref()
+            .is_some_and(|w| Arc::ptr_eq(w, &self.rows))
+        {
+            layers.writing = None;
+        }
+        layers.written_at = now_ms;
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mine = {
+            let mut layers = self.owner.lock();
+            let mine = layers
+                .writing
+                .as_ref()
+                .is_some_and(|w| Arc::ptr_eq(w, &self.rows));
+            if mine {
+                layers.writing = None;
+            }
+            mine
+        };
+        if mine {
+            restore(&mut self.owner.lock(), &self.rows);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "deferred_tests.rs"]
+mod tests;
