@@ -142,6 +142,7 @@ impl App {
             })?
             .with_state_cache(options.file_config.server.state_cache_entities)
             .with_write_behind(options.file_config.server.state_write_behind_seconds);
+        store.spawn_write_behind_timer();
         let events = options.file_config.events_enabled.then(|| {
             EventsService::new(
                 store.clone(),

@@ -324,14 +324,17 @@ impl CatalogStore for SqlStore {
         scope: &str,
         now_ms: i64,
     ) -> StoreResult<EntitySnapshot> {
-        let rows: Vec<SnapshotRow> = on_pool!(&self.pool, p => {
-            sqlx::query(SNAPSHOT).bind(entity_ref).bind(scope).bind(now_ms).fetch_all(p).await?.into_iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
-                .collect::<StoreResult<Vec<_>>>()?
-        });
+        let read = || async move {
+            Ok::<Vec<SnapshotRow>, StoreError>(on_pool!(&self.pool, p => {
+                sqlx::query(SNAPSHOT).bind(entity_ref).bind(scope).bind(now_ms).fetch_all(p).await?.into_iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+                    .collect::<StoreResult<Vec<_>>>()?
+            }))
+        };
+        let (rows, held) = self.read_with_held(&[entity_ref], read).await?;
         let mut snapshot = snapshot_from(rows)?;
-        if let Some(deferred) = &self.deferred {
-            deferred.patch_snapshot(entity_ref, scope, &mut snapshot);
+        if let Some(held) = held {
+            held.patch_snapshot(entity_ref, scope, &mut snapshot);
         }
         Ok(snapshot)
     }
@@ -361,11 +364,16 @@ impl CatalogStore for SqlStore {
         } else {
             SNAPSHOTS_POSTGRES
         };
-        let rows: Vec<PairRow> = on_pool!(&self.pool, p => {
-            sqlx::query(sql).bind(list.as_str()).bind(now_ms).fetch_all(p).await?.into_iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(6)?)))
-                .collect::<StoreResult<Vec<_>>>()?
-        });
+        let list = list.as_str();
+        let read = || async move {
+            Ok::<Vec<PairRow>, StoreError>(on_pool!(&self.pool, p => {
+                sqlx::query(sql).bind(list).bind(now_ms).fetch_all(p).await?.into_iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(6)?)))
+                    .collect::<StoreResult<Vec<_>>>()?
+            }))
+        };
+        let entities: Vec<&str> = keys.iter().map(|(e, _)| e.as_str()).collect();
+        let (rows, held) = self.read_with_held(&entities, read).await?;
         let mut grouped: HashMap<(String, String), Vec<SnapshotRow>> =
             keys.iter().map(|k| (k.clone(), Vec::new())).collect();
         for (kind, e, s, a, b, c, d) in rows {
@@ -379,8 +387,8 @@ impl CatalogStore for SqlStore {
             .into_iter()
             .map(|(k, rows)| {
                 let mut snapshot = snapshot_from(rows)?;
-                if let Some(deferred) = &self.deferred {
-                    deferred.patch_snapshot(&k.0, &k.1, &mut snapshot);
+                if let Some(held) = &held {
+                    held.patch_snapshot(&k.0, &k.1, &mut snapshot);
                 }
                 Ok((k, snapshot))
             })
@@ -480,12 +488,12 @@ impl CatalogStore for SqlStore {
     async fn snapshot_daily(&self, day: &str, number_of_entities: i64) -> StoreResult<()> {
         on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
-            let taken = (&mut *tx).write_held(self.deferred.as_deref()).await?;
+            let held = (&mut *tx).write_held(self.deferred.as_deref()).await?;
             sqlx::query(DAILY_CHECKS).bind(day).bind(number_of_entities).execute(&mut *tx).await?;
             sqlx::query(DAILY_TRACKS).bind(day).bind(number_of_entities).execute(&mut *tx).await?;
             (&mut *tx).mark_written().await?;
             tx.commit().await?;
-            written(taken);
+            written(held);
         });
         Ok(())
     }

@@ -99,15 +99,23 @@ impl Rows {
         None
     }
 
-    /// Takes back a change held with [`Rows::put_result`] (`old`: what it replaced).
-    fn unput_result(&mut self, entity: &str, scope: &str, check: &str, old: Option<HeldResult>) {
+    /// Takes back a change held with [`Rows::put_result`] (`put`: what was held, `old`: what
+    /// it replaced), unless a later hold replaced it since.
+    fn unput_result(
+        &mut self,
+        entity: &str,
+        scope: &str,
+        check: &str,
+        put: HeldResult,
+        old: Option<HeldResult>,
+    ) {
         let Some(rows) = self.entities.get_mut(entity) else {
             return;
         };
         let Some(i) = rows
             .results
             .iter()
-            .position(|r| r.1 == check && r.0 == scope)
+            .position(|r| r.1 == check && r.0 == scope && r.2 == put)
         else {
             return;
         };
@@ -126,6 +134,7 @@ impl Rows {
         scope: &str,
         track: &str,
         level: u32,
+        put: HeldLevel,
         old: Option<HeldLevel>,
     ) {
         let Some(rows) = self.entities.get_mut(entity) else {
@@ -134,7 +143,7 @@ impl Rows {
         let Some(i) = rows
             .levels
             .iter()
-            .position(|r| r.2 == level && r.1 == track && r.0 == scope)
+            .position(|r| r.2 == level && r.1 == track && r.0 == scope && r.3 == put)
         else {
             return;
         };
@@ -164,6 +173,13 @@ struct Layers {
     writing: Option<Arc<Rows>>,
     /// When the last bulk write committed (ms).
     written_at: i64,
+    /// Moves when rows leave memory because a bulk write committed: a read of the tables
+    /// that began before then may miss them, and is made again (see [`Deferred::view`]).
+    epoch: u64,
+    /// Holds whose transaction did not say whether it committed (an error or a dropped
+    /// future), and how many of those a roll-forward has covered since.
+    unsure: u64,
+    unsure_covered: u64,
 }
 
 /// The results and levels not yet in their tables; see the module header.
@@ -277,105 +293,132 @@ impl Deferred {
         })
     }
 
-    /// The held results of one entity, oldest layer first: (scope, check, state, at).
-    fn results_of(&self, entity_ref: &str) -> Vec<(String, String, HeldResult)> {
-        let layers = self.lock();
-        let mut out = Vec::new();
-        for rows in layers
-            .writing
-            .as_deref()
-            .into_iter()
-            .chain([&layers.pending])
-        {
-            if let Some(e) = rows.entities.get(entity_ref) {
-                out.extend(e.results.iter().cloned());
-            }
-        }
-        out
+    /// The current epoch, to pass to [`Deferred::view`] after reading the tables.
+    pub fn epoch(&self) -> u64 {
+        self.lock().epoch
     }
 
-    /// The held levels of one entity, oldest layer first: (scope, (track, level), held).
-    fn levels_of(&self, entity_ref: &str) -> Vec<(String, (String, u32), HeldLevel)> {
+    /// What is held for `entity_refs`, newest over oldest, or `None` when a bulk write
+    /// committed since `epoch` was read: a table read made in between may have missed rows
+    /// that have since left memory, so the caller reads again.
+    pub fn view<'e>(
+        &self,
+        entity_refs: impl IntoIterator<Item = &'e str>,
+        epoch: u64,
+    ) -> Option<HeldView> {
         let layers = self.lock();
-        let mut out = Vec::new();
-        for rows in layers
-            .writing
-            .as_deref()
-            .into_iter()
-            .chain([&layers.pending])
-        {
-            if let Some(e) = rows.entities.get(entity_ref) {
-                out.extend(
-                    e.levels
-                        .iter()
-                        .map(|(s, t, l, h)| (s.clone(), (t.clone(), *l), *h)),
-                );
-            }
+        if layers.epoch != epoch {
+            return None;
         }
-        out
+        let mut entities: HashMap<String, EntityRows, foldhash::fast::RandomState> =
+            HashMap::default();
+        for entity_ref in entity_refs {
+            let older = layers
+                .writing
+                .as_deref()
+                .and_then(|w| w.entities.get(entity_ref));
+            let newer = layers.pending.entities.get(entity_ref);
+            let merged = match (older, newer) {
+                (None, None) => continue,
+                (Some(only), None) | (None, Some(only)) => only.clone(),
+                (Some(older), Some(newer)) => {
+                    let mut rows = Rows::default();
+                    for layer in [older, newer] {
+                        for (scope, check, held) in &layer.results {
+                            rows.put_result(entity_ref, scope, check, *held);
+                        }
+                        for (scope, track, level, held) in &layer.levels {
+                            rows.put_level(entity_ref, scope, track, *level, *held);
+                        }
+                    }
+                    rows.entities.remove(entity_ref).unwrap_or_default()
+                }
+            };
+            entities.insert(entity_ref.to_string(), merged);
+        }
+        Some(HeldView { entities })
     }
 
+    /// A roll-forward is needed before the tables are next marked written: some hold's
+    /// transaction may have committed after its rows were taken back. Returns the count to
+    /// pass to [`Deferred::rolled_forward`] once the roll-forward has committed.
+    pub fn unsure(&self) -> Option<u64> {
+        let layers = self.lock();
+        (layers.unsure > layers.unsure_covered).then_some(layers.unsure)
+    }
+
+    /// A roll-forward covering the holds counted up to `count` committed.
+    pub fn rolled_forward(&self, count: u64) {
+        let mut layers = self.lock();
+        layers.unsure_covered = layers.unsure_covered.max(count);
+    }
+}
+
+/// Held rows of some entities, read at one epoch; see [`Deferred::view`].
+#[derive(Debug, Default)]
+pub struct HeldView {
+    entities: HashMap<String, EntityRows, foldhash::fast::RandomState>,
+}
+
+impl HeldView {
     /// `snapshot` of (entity, scope) with the held results and levels over the stored ones.
     pub fn patch_snapshot(&self, entity_ref: &str, scope: &str, snapshot: &mut EntitySnapshot) {
-        for (s, check, (state, _)) in self.results_of(entity_ref) {
+        let Some(held) = self.entities.get(entity_ref) else {
+            return;
+        };
+        for (s, check, (state, _)) in &held.results {
             if s == scope {
-                snapshot.results.insert(Arc::from(check.as_str()), state);
+                snapshot.results.insert(Arc::from(check.as_str()), *state);
             }
         }
-        for (s, (track, level), (state, cumulative, _)) in self.levels_of(entity_ref) {
+        for (s, track, level, (state, cumulative, _)) in &held.levels {
             if s == scope {
                 snapshot
                     .certifications
-                    .insert((Arc::from(track.as_str()), level), (state, cumulative));
+                    .insert((Arc::from(track.as_str()), *level), (*state, *cumulative));
             }
         }
     }
 
-    /// Stored result states of many entities with the held ones over them.
-    pub fn patch_results(&self, entity_refs: &[String], rows: &mut Vec<StoredResult>) {
-        for entity_ref in entity_refs {
-            for (scope, check_id, (state, _)) in self.results_of(entity_ref) {
+    /// Stored result states of the viewed entities with the held ones over them.
+    pub fn patch_results(&self, rows: &mut Vec<StoredResult>) {
+        for (entity_ref, held) in &self.entities {
+            for (scope, check_id, (state, _)) in &held.results {
                 let found = rows.iter_mut().find(|r| {
-                    r.entity_ref == *entity_ref && r.scope == scope && r.check_id == check_id
+                    r.entity_ref == *entity_ref && r.scope == *scope && r.check_id == *check_id
                 });
                 match found {
-                    Some(row) => row.state = state,
+                    Some(row) => row.state = *state,
                     None => rows.push(StoredResult {
-                        check_id,
+                        check_id: check_id.clone(),
                         entity_ref: entity_ref.clone(),
-                        scope,
-                        state,
+                        scope: scope.clone(),
+                        state: *state,
                     }),
                 }
             }
         }
     }
 
-    /// Stored levels of many entities with the held ones over them.
-    pub fn patch_certifications(
-        &self,
-        entity_refs: &[String],
-        rows: &mut Vec<StoredCertification>,
-    ) {
-        for entity_ref in entity_refs {
-            for (scope, (track_id, level_ordinal), (state, cumulative_state, _)) in
-                self.levels_of(entity_ref)
-            {
+    /// Stored levels of the viewed entities with the held ones over them.
+    pub fn patch_certifications(&self, rows: &mut Vec<StoredCertification>) {
+        for (entity_ref, held) in &self.entities {
+            for (scope, track_id, level_ordinal, (state, cumulative_state, _)) in &held.levels {
                 let found = rows.iter_mut().find(|r| {
                     r.entity_ref == *entity_ref
-                        && r.scope == scope
-                        && r.track_id == track_id
-                        && r.level_ordinal == level_ordinal
+                        && r.scope == *scope
+                        && r.track_id == *track_id
+                        && r.level_ordinal == *level_ordinal
                 });
                 match found {
-                    Some(row) => (row.state, row.cumulative_state) = (state, cumulative_state),
+                    Some(row) => (row.state, row.cumulative_state) = (*state, *cumulative_state),
                     None => rows.push(StoredCertification {
-                        track_id,
+                        track_id: track_id.clone(),
                         entity_ref: entity_ref.clone(),
-                        level_ordinal,
-                        scope,
-                        state,
-                        cumulative_state,
+                        level_ordinal: *level_ordinal,
+                        scope: scope.clone(),
+                        state: *state,
+                        cumulative_state: *cumulative_state,
                     }),
                 }
             }
@@ -392,24 +435,23 @@ impl Deferred {
         checks: &[String],
         rows: &mut Vec<ResultRow>,
     ) {
+        let Some(held) = self.entities.get(entity_ref) else {
+            return;
+        };
         let wanted = |s: &str, c: &str| {
             scope.is_none_or(|x| x == s) && (checks.is_empty() || checks.iter().any(|x| x == c))
         };
-        let held = self.results_of(entity_ref);
-        if held.is_empty() {
-            return;
-        }
-        for (s, check_id, (state, at)) in held.into_iter().filter(|(s, c, _)| wanted(s, c)) {
+        for (s, check_id, (state, at)) in held.results.iter().filter(|(s, c, _)| wanted(s, c)) {
             let row = ResultRow {
-                check_id,
+                check_id: check_id.clone(),
                 entity_ref: entity_ref.to_string(),
-                scope: s,
-                state,
+                scope: s.clone(),
+                state: *state,
                 details: None,
                 message: None,
                 submitted_by: None,
-                last_checked: at,
-                last_changed: at,
+                last_checked: *at,
+                last_changed: *at,
             };
             match rows
                 .iter_mut()
@@ -424,19 +466,18 @@ impl Deferred {
 
     /// Level rows of one entity with the held ones over them, in (track, scope, level) order.
     pub fn patch_level_rows(&self, entity_ref: &str, rows: &mut Vec<LevelRow>) {
-        let held = self.levels_of(entity_ref);
-        if held.is_empty() {
+        let Some(held) = self.entities.get(entity_ref) else {
             return;
-        }
-        for (scope, (track_id, level_ordinal), (state, cumulative_state, at)) in held {
+        };
+        for (scope, track_id, level_ordinal, (state, cumulative_state, at)) in &held.levels {
             let row = LevelRow {
-                track_id,
+                track_id: track_id.clone(),
                 entity_ref: entity_ref.to_string(),
-                level_ordinal,
-                scope,
-                state,
-                cumulative_state,
-                last_changed: at,
+                level_ordinal: *level_ordinal,
+                scope: scope.clone(),
+                state: *state,
+                cumulative_state: *cumulative_state,
+                last_changed: *at,
             };
             let same = |r: &&mut LevelRow| {
                 r.track_id == row.track_id
@@ -507,7 +548,11 @@ impl Drop for Held<'_> {
         if self.kept {
             return;
         }
+        // The transaction may still have committed (a dropped future does not stop a COMMIT
+        // already sent): the next write of the tables rolls transitions forward first.
+        let at = self.changes.now_ms;
         let mut layers = self.owner.lock();
+        layers.unsure += 1;
         let pending = &mut layers.pending;
         for (c, old) in self
             .changes
@@ -517,11 +562,19 @@ impl Drop for Held<'_> {
             .rev()
         {
             let s = &c.certification;
-            pending.unput_level(&s.entity_ref, &s.scope, &s.track_id, s.level_ordinal, *old);
+            let put = (s.state, s.cumulative_state, at);
+            pending.unput_level(
+                &s.entity_ref,
+                &s.scope,
+                &s.track_id,
+                s.level_ordinal,
+                put,
+                *old,
+            );
         }
         for (c, old) in self.changes.results.iter().zip(&self.old_results).rev() {
             let r = &c.result;
-            pending.unput_result(&r.entity_ref, &r.scope, &r.check_id, *old);
+            pending.unput_result(&r.entity_ref, &r.scope, &r.check_id, (r.state, at), *old);
         }
     }
 }
@@ -621,6 +674,7 @@ impl Taken<'_> {
             layers.writing = None;
         }
         layers.written_at = now_ms;
+        layers.epoch += 1;
     }
 }
 
@@ -629,19 +683,14 @@ impl Drop for Taken<'_> {
         if self.done {
             return;
         }
-        let mine = {
-            let mut layers = self.owner.lock();
-            let mine = layers
-                .writing
-                .as_ref()
-                .is_some_and(|w| Arc::ptr_eq(w, &self.rows));
-            if mine {
-                layers.writing = None;
-            }
-            mine
-        };
-        if mine {
-            restore(&mut self.owner.lock(), &self.rows);
+        let mut layers = self.owner.lock();
+        if layers
+            .writing
+            .as_ref()
+            .is_some_and(|w| Arc::ptr_eq(w, &self.rows))
+        {
+            layers.writing = None;
+            restore(&mut layers, &self.rows);
         }
     }
 }

@@ -34,10 +34,16 @@ fn change(entity: &str, check: &str, state: CheckState, at: i64) -> StateChanges
     }
 }
 
+/// Held results of `entity`, the layer being written first.
 fn held_states(d: &Deferred, entity: &str) -> Vec<(String, CheckState, i64)> {
-    d.results_of(entity)
+    let layers = d.lock();
+    layers
+        .writing
+        .as_deref()
         .into_iter()
-        .map(|(_, check, (state, at))| (check, state, at))
+        .chain([&layers.pending])
+        .filter_map(|rows| rows.entities.get(entity))
+        .flat_map(|e| e.results.iter().map(|(_, c, (s, at))| (c.clone(), *s, *at)))
         .collect()
 }
 
@@ -127,7 +133,8 @@ fn reads_of_one_entity_see_the_held_rows_over_the_stored_ones() {
         last_changed: 1,
     };
     let mut rows = vec![stored("c1"), stored("c2")];
-    d.patch_result_rows("e", None, &[], &mut rows);
+    let view = d.view(["e", "f"], d.epoch()).unwrap();
+    view.patch_result_rows("e", None, &[], &mut rows);
     let got: Vec<_> = rows
         .iter()
         .map(|r| (r.check_id.as_str(), r.state, r.details.is_some()))
@@ -140,15 +147,69 @@ fn reads_of_one_entity_see_the_held_rows_over_the_stored_ones() {
         ]
     );
     let mut other_scope = vec![];
-    d.patch_result_rows("e", Some("other"), &[], &mut other_scope);
+    view.patch_result_rows("e", Some("other"), &[], &mut other_scope);
     assert!(other_scope.is_empty());
     let mut levels = vec![];
-    d.patch_level_rows("e", &mut levels);
+    view.patch_level_rows("e", &mut levels);
     assert_eq!(
         (levels.len(), levels[0].cumulative_state),
         (1, CertState::Failed)
     );
     let mut none = vec![];
-    d.patch_level_rows("f", &mut none);
+    view.patch_level_rows("f", &mut none);
     assert!(none.is_empty(), "another entity");
+}
+
+#[test]
+fn a_read_that_spans_a_finished_bulk_write_is_made_again() {
+    let d = Deferred::new(1_000, 0);
+    d.hold(&change("e", "c1", CheckState::Failed, 10)).keep();
+    let before = d.epoch();
+    let taken = d.take().unwrap();
+    // Still held while being written: a read merges it.
+    assert!(d.view(["e"], before).is_some());
+    taken.done(20);
+    // Written and gone from memory: a table read from before may have missed it.
+    assert!(d.view(["e"], before).is_none());
+    let view = d.view(["e"], d.epoch()).unwrap();
+    let mut rows = vec![];
+    view.patch_results(&mut rows);
+    assert!(rows.is_empty(), "nothing held any more");
+}
+
+#[test]
+fn a_view_puts_pending_rows_over_the_ones_being_written() {
+    let d = Deferred::new(1_000, 0);
+    d.hold(&change("e", "c1", CheckState::Failed, 10)).keep();
+    d.hold(&change("e", "c2", CheckState::Failed, 10)).keep();
+    let _taken = d.take().unwrap();
+    d.hold(&change("e", "c1", CheckState::Passed, 20)).keep();
+    let mut rows = vec![];
+    d.view(["e"], d.epoch()).unwrap().patch_results(&mut rows);
+    rows.sort_by(|a, b| a.check_id.cmp(&b.check_id));
+    let states: Vec<_> = rows
+        .iter()
+        .map(|r| (r.check_id.as_str(), r.state))
+        .collect();
+    assert_eq!(
+        states,
+        [("c1", CheckState::Passed), ("c2", CheckState::Failed)]
+    );
+}
+
+#[test]
+fn a_dropped_hold_asks_for_a_roll_forward_and_spares_a_later_hold() {
+    let d = Deferred::new(1_000, 0);
+    assert_eq!(d.unsure(), None);
+    let first = change("e", "c1", CheckState::Failed, 20);
+    let unsure = d.hold(&first);
+    d.hold(&change("e", "c1", CheckState::Passed, 30)).keep();
+    drop(unsure);
+    assert_eq!(
+        held_states(&d, "e"),
+        [("c1".into(), CheckState::Passed, 30)]
+    );
+    assert_eq!(d.unsure(), Some(1));
+    d.rolled_forward(1);
+    assert_eq!(d.unsure(), None);
 }

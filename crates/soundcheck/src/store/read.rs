@@ -310,28 +310,32 @@ impl QueryStore for SqlStore {
             self.results_where(checks.is_empty())
         );
         let list = serde_json::to_string(checks).unwrap_or_else(|_| "[]".into());
-        let mut rows: Vec<ResultRow> = on_pool!(&self.pool, p => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).bind(scope);
-            if !checks.is_empty() {
-                q = q.bind(list.as_str());
-            }
-            q.fetch_all(p).await?.into_iter().map(|r| {
-                let details: Option<String> = r.try_get(4)?;
-                Ok(ResultRow {
-                    check_id: r.try_get(0)?,
-                    entity_ref: r.try_get(1)?,
-                    scope: r.try_get(2)?,
-                    state: check_state(&r.try_get::<String, _>(3)?)?,
-                    details: details.map(|d| serde_json::from_str(&d).map_err(|e| corrupt("result details", e))).transpose()?,
-                    message: r.try_get(5)?,
-                    submitted_by: r.try_get(6)?,
-                    last_checked: r.try_get(7)?,
-                    last_changed: r.try_get(8)?,
-                })
-            }).collect::<StoreResult<_>>()?
-        });
-        if let Some(deferred) = &self.deferred {
-            deferred.patch_result_rows(entity_ref, scope, checks, &mut rows);
+        let (sql, list) = (&sql, list.as_str());
+        let read = || async move {
+            Ok::<Vec<ResultRow>, StoreError>(on_pool!(&self.pool, p => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).bind(scope);
+                if !checks.is_empty() {
+                    q = q.bind(list);
+                }
+                q.fetch_all(p).await?.into_iter().map(|r| {
+                    let details: Option<String> = r.try_get(4)?;
+                    Ok(ResultRow {
+                        check_id: r.try_get(0)?,
+                        entity_ref: r.try_get(1)?,
+                        scope: r.try_get(2)?,
+                        state: check_state(&r.try_get::<String, _>(3)?)?,
+                        details: details.map(|d| serde_json::from_str(&d).map_err(|e| corrupt("result details", e))).transpose()?,
+                        message: r.try_get(5)?,
+                        submitted_by: r.try_get(6)?,
+                        last_checked: r.try_get(7)?,
+                        last_changed: r.try_get(8)?,
+                    })
+                }).collect::<StoreResult<_>>()?
+            }))
+        };
+        let (mut rows, held) = self.read_with_held(&[entity_ref], read).await?;
+        if let Some(held) = held {
+            held.patch_result_rows(entity_ref, scope, checks, &mut rows);
         }
         Ok(rows)
     }
@@ -350,7 +354,7 @@ impl QueryStore for SqlStore {
         let list = serde_json::to_string(checks).unwrap_or_else(|_| "[]".into());
         on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
-            let taken = (&mut *tx).write_held(self.deferred.as_deref()).await?;
+            let held = (&mut *tx).write_held(self.deferred.as_deref()).await?;
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).bind(scope);
             if !checks.is_empty() {
                 q = q.bind(list.as_str());
@@ -361,7 +365,7 @@ impl QueryStore for SqlStore {
             }
             (&mut *tx).mark_written().await?;
             tx.commit().await?;
-            written(taken);
+            written(held);
             Ok(n)
         })
     }
@@ -370,7 +374,7 @@ impl QueryStore for SqlStore {
         let _cache = self.dropping_cache();
         on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
-            let taken = (&mut *tx).write_held(self.deferred.as_deref()).await?;
+            let held = (&mut *tx).write_held(self.deferred.as_deref()).await?;
             let n = sqlx::query("DELETE FROM check_results WHERE check_id = $1").bind(check_id).execute(&mut *tx).await?.rows_affected();
             if history {
                 sqlx::query("DELETE FROM daily_check_status WHERE check_id = $1").bind(check_id).execute(&mut *tx).await?;
@@ -382,7 +386,7 @@ impl QueryStore for SqlStore {
             }
             (&mut *tx).mark_written().await?;
             tx.commit().await?;
-            written(taken);
+            written(held);
             Ok(n)
         })
     }
@@ -391,11 +395,15 @@ impl QueryStore for SqlStore {
         let sql = format!(
             "SELECT {LEVEL_COLUMNS} FROM certifications WHERE entity_ref = $1 ORDER BY track_id, scope, level_ordinal"
         );
-        let mut rows: Vec<LevelRow> = on_pool!(&self.pool, p => {
-            sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).fetch_all(p).await?.into_iter().map(|r| Ok(level_row!(r))).collect::<StoreResult<_>>()?
-        });
-        if let Some(deferred) = &self.deferred {
-            deferred.patch_level_rows(entity_ref, &mut rows);
+        let sql = &sql;
+        let read = || async move {
+            Ok::<Vec<LevelRow>, StoreError>(on_pool!(&self.pool, p => {
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(entity_ref).fetch_all(p).await?.into_iter().map(|r| Ok(level_row!(r))).collect::<StoreResult<_>>()?
+            }))
+        };
+        let (mut rows, held) = self.read_with_held(&[entity_ref], read).await?;
+        if let Some(held) = held {
+            held.patch_level_rows(entity_ref, &mut rows);
         }
         Ok(rows)
     }
@@ -591,7 +599,7 @@ impl QueryStore for SqlStore {
         let sqlite = self.is_sqlite();
         on_pool!(self.write_pool(), p => {
             let mut tx = p.begin_with(self.begin_sql()).await?;
-            let taken = (&mut *tx).write_held(self.deferred.as_deref()).await?;
+            let held = (&mut *tx).write_held(self.deferred.as_deref()).await?;
             let mut removed = 0;
             for table in tables {
                 let sql = format!("DELETE FROM {table} WHERE true{}", in_list(sqlite, "entity_ref", 1, false));
@@ -602,7 +610,7 @@ impl QueryStore for SqlStore {
             }
             (&mut *tx).mark_written().await?;
             tx.commit().await?;
-            written(taken);
+            written(held);
             Ok(removed)
         })
     }

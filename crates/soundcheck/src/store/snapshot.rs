@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::cache::{Fill, Key, StateCache};
 use super::catalog::{PairRow, SnapshotRow, snapshot_from};
-use super::deferred::Deferred;
+use super::deferred::HeldView;
 use super::sql::{Pool, SqlStore};
 use super::{EntitySnapshot, FactNeeds, StoreError, StoreResult};
 
@@ -58,13 +58,13 @@ impl SqlStore {
                 misses = misses.len(),
                 "snapshot read through the state cache"
             );
-            let (pairs, version) = self.read_pairs(&misses).await?;
+            let ((pairs, version), held) = self.read_pairs_held(&misses).await?;
             if lookup.version.is_none_or(|v| v == version) {
                 metrics::gauge!("soundcheck_state_cache_entries").set(cache.len() as f64);
                 let mut out = lookup.hits;
                 out.extend(decode_and_fill(
                     cache,
-                    self.deferred.as_deref(),
+                    held.as_ref(),
                     pairs,
                     lookup.generation,
                     version,
@@ -80,15 +80,18 @@ impl SqlStore {
         cache.invalidate();
         let generation = cache.lookup(&[], now_ms, needs).generation;
         let all: Vec<&Key> = keys.iter().collect();
-        let (pairs, version) = self.read_pairs(&all).await?;
-        decode_and_fill(
-            cache,
-            self.deferred.as_deref(),
-            pairs,
-            generation,
-            version,
-            now_ms,
-        )
+        let ((pairs, version), held) = self.read_pairs_held(&all).await?;
+        decode_and_fill(cache, held.as_ref(), pairs, generation, version, now_ms)
+    }
+
+    /// [`Self::read_pairs`] with what write-behind holds for those entities.
+    async fn read_pairs_held(
+        &self,
+        pairs: &[&Key],
+    ) -> StoreResult<((HashMap<Key, PairRows>, i64), Option<HeldView>)> {
+        let entities: Vec<&str> = pairs.iter().map(|(e, _)| e.as_str()).collect();
+        self.read_with_held(&entities, || self.read_pairs(pairs))
+            .await
     }
 
     /// One statement: everything about `pairs` and the state version; rows grouped by pair
@@ -151,7 +154,7 @@ impl SqlStore {
 /// Decodes pairs read whole and offers them to the cache.
 fn decode_and_fill(
     cache: &StateCache,
-    deferred: Option<&Deferred>,
+    held: Option<&HeldView>,
     pairs: HashMap<Key, PairRows>,
     generation: u64,
     version: i64,
@@ -160,8 +163,8 @@ fn decode_and_fill(
     let mut decoded = Vec::with_capacity(pairs.len());
     for (key, pair) in pairs {
         let mut snapshot = snapshot_from(pair.rows)?;
-        if let Some(deferred) = deferred {
-            deferred.patch_snapshot(&key.0, &key.1, &mut snapshot);
+        if let Some(held) = held {
+            held.patch_snapshot(&key.0, &key.1, &mut snapshot);
         }
         snapshot.exempt = pair
             .exemptions

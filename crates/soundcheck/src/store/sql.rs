@@ -8,7 +8,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::SqlitePool;
 
 use super::dialect::{self, Dialect};
-use super::write_behind::{WriteHeld, roll_forward};
+use super::write_behind::{WriteHeld, roll_forward, written};
 use super::{
     Applied, DeadEvent, EncodedChanges, OutboxAudit, StateChanges, StateStore, StoreError,
     StoreResult, StoredCertification, StoredEvent, StoredResult,
@@ -404,18 +404,19 @@ const INSERT_SUBMISSION: &str = "INSERT INTO result_submissions (check_id, entit
 impl StateStore for SqlStore {
     async fn results_of(&self, entity_refs: &[String]) -> StoreResult<Vec<StoredResult>> {
         let refs = serde_json::to_string(entity_refs).unwrap_or_else(|_| "[]".into());
-        on_pool!(&self.pool, p => {
-            let rows = sqlx::query(self.dialect.results_of).bind(refs.as_str()).fetch_all(p).await?;
+        let entities: Vec<&str> = entity_refs.iter().map(String::as_str).collect();
+        let refs = refs.as_str();
+        let (mut rows, held) = self.read_with_held(&entities, || async move { on_pool!(&self.pool, p => {
+            let rows = sqlx::query(self.dialect.results_of).bind(refs).fetch_all(p).await?;
             rows.into_iter().map(|row| {
                 let state: String = row.try_get(3)?;
                 Ok(StoredResult { check_id: row.try_get(0)?, entity_ref: row.try_get(1)?, scope: row.try_get(2)?, state: check_state(&state)? })
             }).collect::<StoreResult<Vec<_>>>()
-        }).map(|mut rows| {
-            if let Some(deferred) = &self.deferred {
-                deferred.patch_results(entity_refs, &mut rows);
-            }
-            rows
-        })
+        })}).await?;
+        if let Some(held) = held {
+            held.patch_results(&mut rows);
+        }
+        Ok(rows)
     }
 
     async fn certifications_of(
@@ -423,8 +424,10 @@ impl StateStore for SqlStore {
         entity_refs: &[String],
     ) -> StoreResult<Vec<StoredCertification>> {
         let refs = serde_json::to_string(entity_refs).unwrap_or_else(|_| "[]".into());
-        on_pool!(&self.pool, p => {
-            let rows = sqlx::query(self.dialect.certifications_of).bind(refs.as_str()).fetch_all(p).await?;
+        let entities: Vec<&str> = entity_refs.iter().map(String::as_str).collect();
+        let refs = refs.as_str();
+        let (mut rows, held) = self.read_with_held(&entities, || async move { on_pool!(&self.pool, p => {
+            let rows = sqlx::query(self.dialect.certifications_of).bind(refs).fetch_all(p).await?;
             rows.into_iter().map(|row| {
                 let ordinal: i64 = row.try_get(2)?;
                 let (state, cumulative): (String, String) = (row.try_get(4)?, row.try_get(5)?);
@@ -437,12 +440,11 @@ impl StateStore for SqlStore {
                     cumulative_state: cert_state(&cumulative)?,
                 })
             }).collect::<StoreResult<Vec<_>>>()
-        }).map(|mut rows| {
-            if let Some(deferred) = &self.deferred {
-                deferred.patch_certifications(entity_refs, &mut rows);
-            }
-            rows
-        })
+        })}).await?;
+        if let Some(held) = held {
+            held.patch_certifications(&mut rows);
+        }
+        Ok(rows)
     }
 
     async fn active_exemptions(&self, now_ms: i64) -> StoreResult<Vec<(String, String)>> {
@@ -489,7 +491,7 @@ impl StateStore for SqlStore {
             let mut tx = p.begin_with(self.begin_sql()).await?;
             let taken = match defer {
                 None => (&mut *tx).write_held(deferred).await?,
-                Some(_) => None,
+                Some(_) => Default::default(),
             };
             let lock = d.lock_event_log.filter(|_| events);
             if let Some(lock) = lock.filter(|_| !changes.disjoint) {
@@ -603,9 +605,7 @@ impl StateStore for SqlStore {
             if let Some(held) = held {
                 held.keep();
             }
-            if let Some(taken) = taken {
-                taken.done(now);
-            }
+            written(taken);
             if let (Some(cache), Some(version)) = (&self.cache, version) {
                 cache.applied(version, changes);
             }

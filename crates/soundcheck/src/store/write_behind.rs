@@ -7,6 +7,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 
 use super::StoreResult;
+use super::deferred::{Deferred, HeldView, Taken};
 
 /// Rows per transaction of a background bulk write: small enough that a fact submission
 /// waits a few milliseconds for one, not for the whole write (20,000 gave a p99 of 379 ms
@@ -85,35 +86,66 @@ pub(super) async fn roll_forward(writer: &SqlitePool) -> StoreResult<()> {
 /// Writing what write-behind holds, inside a write transaction: on SQLite the held rows and
 /// the transitions the tables now reflect; on PostgreSQL (never write-behind) nothing.
 pub(super) trait WriteHeld {
-    /// Writes everything held (when `deferred` holds anything). The caller runs
-    /// [`WriteHeld::mark_written`] before its commit and finishes the returned rows after it.
-    async fn write_held<'d>(
-        &mut self,
-        deferred: Option<&'d super::deferred::Deferred>,
-    ) -> StoreResult<Option<super::deferred::Taken<'d>>>;
+    /// Writes everything held (when `deferred` holds anything), after rolling transitions
+    /// forward if a hold may have committed unseen. The caller runs
+    /// [`WriteHeld::mark_written`] before its commit and passes the result to [`written`]
+    /// after it.
+    async fn write_held<'d>(&mut self, deferred: Option<&'d Deferred>) -> StoreResult<Written<'d>>;
     /// Marks every transition committed so far (this transaction's too) as written.
     async fn mark_written(&mut self) -> StoreResult<()>;
 }
 
+/// What a transaction wrote of what write-behind held; see [`written`].
+#[derive(Default)]
+pub(super) struct Written<'d> {
+    taken: Option<Taken<'d>>,
+    rolled: Option<(&'d Deferred, u64)>,
+}
+
 /// After the commit of a transaction that wrote what was held: those rows leave memory.
-pub(super) fn written(taken: Option<super::deferred::Taken<'_>>) {
-    if let Some(taken) = taken {
+pub(super) fn written(written: Written<'_>) {
+    if let Some(taken) = written.taken {
         taken.done(chrono::Utc::now().timestamp_millis());
+    }
+    if let Some((deferred, count)) = written.rolled {
+        deferred.rolled_forward(count);
     }
 }
 
+/// Rolls transitions forward when a hold may have committed unseen; returns what to pass to
+/// [`Deferred::rolled_forward`] after the commit.
+async fn roll_forward_if_unsure(
+    conn: &mut sqlx::SqliteConnection,
+    deferred: &Deferred,
+) -> StoreResult<Option<u64>> {
+    let Some(count) = deferred.unsure() else {
+        return Ok(None);
+    };
+    for sql in &ROLL_FORWARD[..2] {
+        sqlx::query(*sql).execute(&mut *conn).await?;
+    }
+    tracing::warn!(
+        "a transaction ended without saying whether it committed: results and levels rolled forward from their transitions"
+    );
+    Ok(Some(count))
+}
+
 impl WriteHeld for &mut sqlx::SqliteConnection {
-    async fn write_held<'d>(
-        &mut self,
-        deferred: Option<&'d super::deferred::Deferred>,
-    ) -> StoreResult<Option<super::deferred::Taken<'d>>> {
-        let taken = deferred.and_then(super::deferred::Deferred::take);
+    async fn write_held<'d>(&mut self, deferred: Option<&'d Deferred>) -> StoreResult<Written<'d>> {
+        let Some(deferred) = deferred else {
+            return Ok(Written::default());
+        };
+        let rolled = roll_forward_if_unsure(self, deferred).await?;
+        let taken = deferred.take();
         if let Some(taken) = &taken {
             for (sql, rows) in taken.chunks(usize::MAX) {
                 sqlx::query(sql).bind(rows).execute(&mut **self).await?;
             }
         }
-        Ok(taken)
+        Ok(Written {
+            taken,
+            rolled: rolled.map(|count| (deferred, count)),
+        })
     }
 
     async fn mark_written(&mut self) -> StoreResult<()> {
@@ -125,9 +157,9 @@ impl WriteHeld for &mut sqlx::SqliteConnection {
 impl WriteHeld for &mut sqlx::PgConnection {
     async fn write_held<'d>(
         &mut self,
-        _deferred: Option<&'d super::deferred::Deferred>,
-    ) -> StoreResult<Option<super::deferred::Taken<'d>>> {
-        Ok(None)
+        _deferred: Option<&'d Deferred>,
+    ) -> StoreResult<Written<'d>> {
+        Ok(Written::default())
     }
 
     async fn mark_written(&mut self) -> StoreResult<()> {
@@ -158,6 +190,14 @@ impl SqlStore {
         let Some(deferred) = self.deferred.as_deref() else {
             return;
         };
+        /// Lets the next due write start however this one ends, a panic included.
+        struct Finish<'a>(&'a Deferred);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                self.0.finished();
+            }
+        }
+        let _finish = Finish(deferred);
         let started = std::time::Instant::now();
         match self.write_in_chunks(deferred).await {
             Ok(Some(rows)) => {
@@ -174,7 +214,53 @@ impl SqlStore {
                 tracing::warn!(error = %e, "writing held results and levels failed; they stay held and are written with the next write")
             }
         }
-        deferred.finished();
+    }
+
+    /// Starts the bulk writes that come due while no submission arrives to start them (every
+    /// second, it looks). SQLite with write-behind only; the task ends with the runtime.
+    pub fn spawn_write_behind_timer(&self) {
+        if self.deferred.is_none() {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let due = store
+                    .deferred
+                    .as_deref()
+                    .is_some_and(|d| d.due(chrono::Utc::now().timestamp_millis()));
+                if due {
+                    store.write_behind().await;
+                }
+            }
+        });
+    }
+
+    /// Runs `read`, a read of the state tables, and returns it with what write-behind holds
+    /// for `entity_refs`; read again when a bulk write committed in between (its rows then
+    /// left memory, and the read may have missed them). No view without write-behind.
+    pub(super) async fn read_with_held<T, F, Fut>(
+        &self,
+        entity_refs: &[&str],
+        read: F,
+    ) -> StoreResult<(T, Option<HeldView>)>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = StoreResult<T>>,
+    {
+        let Some(deferred) = self.deferred.as_deref() else {
+            return Ok((read().await?, None));
+        };
+        loop {
+            let epoch = deferred.epoch();
+            let value = read().await?;
+            if let Some(view) = deferred.view(entity_refs.iter().copied(), epoch) {
+                return Ok((value, Some(view)));
+            }
+        }
     }
 
     async fn write_in_chunks(
@@ -188,6 +274,7 @@ impl SqlStore {
         let Some(taken) = deferred.take() else {
             return Ok(None);
         };
+        let rolled = roll_forward_if_unsure(&mut first, deferred).await?;
         let newest = sqlx::query(NEWEST_TRANSITIONS)
             .fetch_one(&mut *first)
             .await?;
@@ -215,6 +302,9 @@ impl SqlStore {
                     .await?;
             }
             tx.commit().await?;
+            if let Some(count) = rolled.filter(|_| i == 0) {
+                deferred.rolled_forward(count);
+            }
         }
         let rows = taken.len();
         taken.done(chrono::Utc::now().timestamp_millis());
@@ -224,7 +314,11 @@ impl SqlStore {
     /// Writes the results and levels held by write-behind to their tables, so that reads
     /// across entities find them. Does nothing when nothing is held.
     pub async fn settle(&self) -> StoreResult<()> {
-        let Some(deferred) = self.deferred.as_deref().filter(|d| !d.is_empty()) else {
+        let Some(deferred) = self
+            .deferred
+            .as_deref()
+            .filter(|d| !d.is_empty() || d.unsure().is_some())
+        else {
             return Ok(());
         };
         let Pool::Sqlite(p) = self.write_pool() else {
@@ -232,12 +326,12 @@ impl SqlStore {
         };
         let started = std::time::Instant::now();
         let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-        let taken = (&mut *tx).write_held(Some(deferred)).await?;
+        let held = (&mut *tx).write_held(Some(deferred)).await?;
         (&mut *tx).mark_written().await?;
         tx.commit().await?;
-        if let Some(taken) = taken {
-            let rows = taken.len();
-            taken.done(chrono::Utc::now().timestamp_millis());
+        let rows = held.taken.as_ref().map_or(0, Taken::len);
+        written(held);
+        if rows > 0 {
             metrics::histogram!("soundcheck_state_write_behind_seconds")
                 .record(started.elapsed().as_secs_f64());
             tracing::debug!(
@@ -247,5 +341,71 @@ impl SqlStore {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{QueryStore, ResultChange, StateChanges, StoredResult};
+    use super::*;
+    use soundcheck_core::model::CheckState;
+
+    /// A hold taken back although its transaction may have committed (here: its transition
+    /// is in the log) makes the next write roll the transitions forward, so the tables
+    /// still get the result.
+    #[tokio::test]
+    async fn an_unsure_hold_is_rolled_forward_by_the_next_write() {
+        let (_dir, url) = crate::store::temp_sqlite_url("unsure.db");
+        let store = SqlStore::open(&url).await.unwrap().with_write_behind(3600);
+        let changes = StateChanges {
+            now_ms: 5_000,
+            results: vec![ResultChange {
+                result: StoredResult {
+                    check_id: "c1".into(),
+                    entity_ref: "component:default/a".into(),
+                    scope: "default".into(),
+                    state: CheckState::Failed,
+                },
+                previous: None,
+                details: None,
+                message: None,
+                submitted_by: None,
+            }],
+            ..Default::default()
+        };
+        // The transaction's transition reached the log; its hold was dropped unkept.
+        let Pool::Sqlite(writer) = store.write_pool() else {
+            panic!("a SQLite store");
+        };
+        sqlx::query("INSERT INTO check_transitions (check_id, entity_ref, scope, previous_state, state, at) VALUES ('c1', 'component:default/a', 'default', NULL, 'failed', 5000)")
+            .execute(writer)
+            .await
+            .unwrap();
+        let deferred = store.deferred.as_deref().unwrap();
+        drop(deferred.hold(&changes));
+        assert!(deferred.is_empty() && deferred.unsure().is_some());
+        assert!(
+            store
+                .result_rows("component:default/a", None, &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store.settle().await.unwrap();
+        let rows = store
+            .result_rows("component:default/a", None, &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            (rows.len(), rows[0].state, rows[0].last_changed),
+            (1, CheckState::Failed, 5_000)
+        );
+        assert_eq!(deferred.unsure(), None);
+        // And the tables are marked: nothing to roll forward on the next open.
+        let marks: (i64,) = sqlx::query_as("SELECT check_transition FROM state_written")
+            .fetch_one(writer)
+            .await
+            .unwrap();
+        assert_eq!(marks.0, 1);
     }
 }
