@@ -17,23 +17,23 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use soundcheck_core::model::{CertState, CheckState};
 
-use super::read::{LevelRow, ResultRow};
+use super::StateChanges;
+pub use super::held_view::HeldView;
 use super::write_behind::{WRITE_LEVELS, WRITE_RESULTS};
-use super::{EntitySnapshot, StateChanges, StoredCertification, StoredResult};
 
 /// A held result: state and the time it was reached (last checked and last changed).
-type HeldResult = (CheckState, i64);
+pub(super) type HeldResult = (CheckState, i64);
 /// A held level: state, cumulative state and the time reached.
-type HeldLevel = (CertState, CertState, i64);
+pub(super) type HeldLevel = (CertState, CertState, i64);
 
 /// One entity's held rows: a handful, searched in place, so that holding a change that
 /// replaces an earlier one allocates nothing.
 #[derive(Debug, Default, Clone)]
-struct EntityRows {
+pub(super) struct EntityRows {
     /// (scope, check id, held).
-    results: Vec<(String, String, HeldResult)>,
+    pub(super) results: Vec<(String, String, HeldResult)>,
     /// (scope, track id, level, held).
-    levels: Vec<(String, String, u32, HeldLevel)>,
+    pub(super) levels: Vec<(String, String, u32, HeldLevel)>,
 }
 
 /// Results and levels of a set of submissions, by entity (hashed: this is looked up for
@@ -336,7 +336,7 @@ impl Deferred {
             };
             entities.insert(entity_ref.to_string(), merged);
         }
-        Some(HeldView { entities })
+        Some(HeldView::new(entities))
     }
 
     /// A roll-forward is needed before the tables are next marked written: some hold's
@@ -354,144 +354,23 @@ impl Deferred {
     }
 }
 
-/// Held rows of some entities, read at one epoch; see [`Deferred::view`].
-#[derive(Debug, Default)]
-pub struct HeldView {
-    entities: HashMap<String, EntityRows, foldhash::fast::RandomState>,
-}
-
-impl HeldView {
-    /// `snapshot` of (entity, scope) with the held results and levels over the stored ones.
-    pub fn patch_snapshot(&self, entity_ref: &str, scope: &str, snapshot: &mut EntitySnapshot) {
-        let Some(held) = self.entities.get(entity_ref) else {
-            return;
-        };
-        for (s, check, (state, _)) in &held.results {
-            if s == scope {
-                snapshot.results.insert(Arc::from(check.as_str()), *state);
-            }
-        }
-        for (s, track, level, (state, cumulative, _)) in &held.levels {
-            if s == scope {
-                snapshot
-                    .certifications
-                    .insert((Arc::from(track.as_str()), *level), (*state, *cumulative));
-            }
+/// `rows` as JSON arrays of at most `size` rows, each with the statement `sql` that reads it.
+fn chunked<T: serde::Serialize>(
+    sql: &'static str,
+    rows: impl Iterator<Item = T>,
+    size: usize,
+    out: &mut Vec<(&'static str, String)>,
+) {
+    let mut chunk = Vec::new();
+    for row in rows {
+        chunk.push(row);
+        if chunk.len() == size {
+            out.push((sql, serde_json::to_string(&chunk).unwrap_or_default()));
+            chunk.clear();
         }
     }
-
-    /// Stored result states of the viewed entities with the held ones over them.
-    pub fn patch_results(&self, rows: &mut Vec<StoredResult>) {
-        for (entity_ref, held) in &self.entities {
-            for (scope, check_id, (state, _)) in &held.results {
-                let found = rows.iter_mut().find(|r| {
-                    r.entity_ref == *entity_ref && r.scope == *scope && r.check_id == *check_id
-                });
-                match found {
-                    Some(row) => row.state = *state,
-                    None => rows.push(StoredResult {
-                        check_id: check_id.clone(),
-                        entity_ref: entity_ref.clone(),
-                        scope: scope.clone(),
-                        state: *state,
-                    }),
-                }
-            }
-        }
-    }
-
-    /// Stored levels of the viewed entities with the held ones over them.
-    pub fn patch_certifications(&self, rows: &mut Vec<StoredCertification>) {
-        for (entity_ref, held) in &self.entities {
-            for (scope, track_id, level_ordinal, (state, cumulative_state, _)) in &held.levels {
-                let found = rows.iter_mut().find(|r| {
-                    r.entity_ref == *entity_ref
-                        && r.scope == *scope
-                        && r.track_id == *track_id
-                        && r.level_ordinal == *level_ordinal
-                });
-                match found {
-                    Some(row) => (row.state, row.cumulative_state) = (*state, *cumulative_state),
-                    None => rows.push(StoredCertification {
-                        track_id: track_id.clone(),
-                        entity_ref: entity_ref.clone(),
-                        level_ordinal: *level_ordinal,
-                        scope: scope.clone(),
-                        state: *state,
-                        cumulative_state: *cumulative_state,
-                    }),
-                }
-            }
-        }
-    }
-
-    /// Result rows of one entity (as `QueryStore::result_rows` filters them) with the held
-    /// ones over them, in (check, scope) order. A held result is an evaluation's: no details,
-    /// message or submitter.
-    pub fn patch_result_rows(
-        &self,
-        entity_ref: &str,
-        scope: Option<&str>,
-        checks: &[String],
-        rows: &mut Vec<ResultRow>,
-    ) {
-        let Some(held) = self.entities.get(entity_ref) else {
-            return;
-        };
-        let wanted = |s: &str, c: &str| {
-            scope.is_none_or(|x| x == s) && (checks.is_empty() || checks.iter().any(|x| x == c))
-        };
-        for (s, check_id, (state, at)) in held.results.iter().filter(|(s, c, _)| wanted(s, c)) {
-            let row = ResultRow {
-                check_id: check_id.clone(),
-                entity_ref: entity_ref.to_string(),
-                scope: s.clone(),
-                state: *state,
-                details: None,
-                message: None,
-                submitted_by: None,
-                last_checked: *at,
-                last_changed: *at,
-            };
-            match rows
-                .iter_mut()
-                .find(|r| r.check_id == row.check_id && r.scope == row.scope)
-            {
-                Some(old) => *old = row,
-                None => rows.push(row),
-            }
-        }
-        rows.sort_by(|a, b| (&a.check_id, &a.scope).cmp(&(&b.check_id, &b.scope)));
-    }
-
-    /// Level rows of one entity with the held ones over them, in (track, scope, level) order.
-    pub fn patch_level_rows(&self, entity_ref: &str, rows: &mut Vec<LevelRow>) {
-        let Some(held) = self.entities.get(entity_ref) else {
-            return;
-        };
-        for (scope, track_id, level_ordinal, (state, cumulative_state, at)) in &held.levels {
-            let row = LevelRow {
-                track_id: track_id.clone(),
-                entity_ref: entity_ref.to_string(),
-                level_ordinal: *level_ordinal,
-                scope: scope.clone(),
-                state: *state,
-                cumulative_state: *cumulative_state,
-                last_changed: *at,
-            };
-            let same = |r: &&mut LevelRow| {
-                r.track_id == row.track_id
-                    && r.scope == row.scope
-                    && r.level_ordinal == row.level_ordinal
-            };
-            match rows.iter_mut().find(same) {
-                Some(old) => *old = row,
-                None => rows.push(row),
-            }
-        }
-        rows.sort_by(|a, b| {
-            (&a.track_id, &a.scope, a.level_ordinal).cmp(&(&b.track_id, &b.scope, b.level_ordinal))
-        });
+    if !chunk.is_empty() {
+        out.push((sql, serde_json::to_string(&chunk).unwrap_or_default()));
     }
 }
 
@@ -594,56 +473,23 @@ impl Taken<'_> {
         let rows = rows.max(1);
         let entities = self.rows.sorted();
         let mut out = Vec::new();
-        let mut results = Vec::with_capacity(rows.min(self.rows.len));
-        for (entity, held) in &entities {
+        let results = entities.iter().flat_map(|(entity, held)| {
             let mut mine: Vec<_> = held.results.iter().collect();
             mine.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-            for (scope, check, (state, at)) in mine {
-                results.push((check, entity, scope, state.as_str(), at));
-                if results.len() == rows {
-                    out.push((
-                        WRITE_RESULTS,
-                        serde_json::to_string(&results).unwrap_or_default(),
-                    ));
-                    results.clear();
-                }
-            }
-        }
-        if !results.is_empty() {
-            out.push((
-                WRITE_RESULTS,
-                serde_json::to_string(&results).unwrap_or_default(),
-            ));
-        }
-        let mut levels = Vec::with_capacity(rows.min(self.rows.len));
-        for (entity, held) in &entities {
+            mine.into_iter()
+                .map(move |(scope, check, (state, at))| (check, *entity, scope, state.as_str(), at))
+        });
+        chunked(WRITE_RESULTS, results, rows, &mut out);
+        let levels = entities.iter().flat_map(|(entity, held)| {
             let mut mine: Vec<_> = held.levels.iter().collect();
             mine.sort_unstable_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
-            for (scope, track, level, (state, cumulative, at)) in mine {
-                levels.push((
-                    track,
-                    entity,
-                    level,
-                    scope,
-                    state.as_str(),
-                    cumulative.as_str(),
-                    at,
-                ));
-                if levels.len() == rows {
-                    out.push((
-                        WRITE_LEVELS,
-                        serde_json::to_string(&levels).unwrap_or_default(),
-                    ));
-                    levels.clear();
-                }
-            }
-        }
-        if !levels.is_empty() {
-            out.push((
-                WRITE_LEVELS,
-                serde_json::to_string(&levels).unwrap_or_default(),
-            ));
-        }
+            mine.into_iter()
+                .map(move |(scope, track, level, (state, cumulative, at))| {
+                    let states = (state.as_str(), cumulative.as_str());
+                    (track, *entity, level, scope, states.0, states.1, at)
+                })
+        });
+        chunked(WRITE_LEVELS, levels, rows, &mut out);
         out
     }
 

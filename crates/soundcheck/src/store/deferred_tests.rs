@@ -1,7 +1,9 @@
 //! Unit tests of `store::deferred`: holding, taking back, bulk writes and merged reads.
 use super::*;
 use crate::store::write_behind::{WRITE_LEVELS, WRITE_RESULTS};
-use crate::store::{CertificationChange, ResultChange};
+use crate::store::{
+    CertificationChange, ResultChange, ResultRow, StoredCertification, StoredResult,
+};
 
 fn change(entity: &str, check: &str, state: CheckState, at: i64) -> StateChanges {
     StateChanges {

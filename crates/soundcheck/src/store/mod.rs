@@ -23,6 +23,7 @@ mod deferred;
 mod definitions;
 mod dialect;
 mod encode;
+mod held_view;
 mod jobs;
 mod read;
 mod snapshot;

@@ -112,6 +112,17 @@ pub(super) fn written(written: Written<'_>) {
     }
 }
 
+/// A bulk write of `rows` held rows, begun at `started`, committed: its metric and log line.
+fn record_write(rows: usize, started: std::time::Instant) {
+    metrics::histogram!("soundcheck_state_write_behind_seconds")
+        .record(started.elapsed().as_secs_f64());
+    tracing::debug!(
+        rows,
+        ms = started.elapsed().as_millis() as u64,
+        "held results and levels written"
+    );
+}
+
 /// Rolls transitions forward when a hold may have committed unseen; returns what to pass to
 /// [`Deferred::rolled_forward`] after the commit.
 async fn roll_forward_if_unsure(
@@ -200,15 +211,7 @@ impl SqlStore {
         let _finish = Finish(deferred);
         let started = std::time::Instant::now();
         match self.write_in_chunks(deferred).await {
-            Ok(Some(rows)) => {
-                metrics::histogram!("soundcheck_state_write_behind_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                tracing::debug!(
-                    rows,
-                    ms = started.elapsed().as_millis() as u64,
-                    "held results and levels written"
-                );
-            }
+            Ok(Some(rows)) => record_write(rows, started),
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "writing held results and levels failed; they stay held and are written with the next write")
@@ -332,13 +335,7 @@ impl SqlStore {
         let rows = held.taken.as_ref().map_or(0, Taken::len);
         written(held);
         if rows > 0 {
-            metrics::histogram!("soundcheck_state_write_behind_seconds")
-                .record(started.elapsed().as_secs_f64());
-            tracing::debug!(
-                rows,
-                ms = started.elapsed().as_millis() as u64,
-                "held results and levels written"
-            );
+            record_write(rows, started);
         }
         Ok(())
     }
